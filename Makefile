@@ -1,0 +1,40 @@
+# mine2cell developer entry points. `make test` is what CI runs (.ci/run).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON3 ?= python3
+
+# Stamp files live inside the directories they describe, so deleting .venv or
+# node_modules also forgets that they were installed.
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install demo test contracts gas
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY):
+	$(PYTHON3) -m venv $(VENV)
+
+$(PY_STAMP): $(PY) pyproject.toml constraints.txt
+	$(PY) -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+demo: install
+	$(VENV)/bin/mine2cell demo
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -n 2
+
+contracts: install
+	$(PY) scripts/build_contracts.py
+
+gas: install
+	$(PY) bench/gas.py

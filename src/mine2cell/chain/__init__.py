@@ -1,0 +1,1 @@
+"""Talking to the ledger's chain: connecting, deploying and the compiled artifacts."""

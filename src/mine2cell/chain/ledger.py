@@ -1,0 +1,303 @@
+"""The ledger contract seen from Python: deploy, submit signed operations, read state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.types import TxParams, TxReceipt
+
+from mine2cell.chain.artifacts import load_artifact
+from mine2cell.chain.revert import decode_exception, decode_revert
+from mine2cell.errors import Mine2CellError, NodeError, TransactionFailed
+from mine2cell.signing.eip712 import Domain, LocalSigner, Operation, SignedOperation, sign
+
+ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
+DEFAULT_VALIDITY_SECONDS = 3600
+# Headroom over the node's gas estimate: the estimate is exact for the state it ran on, and a
+# batch may land on a slightly different one.
+GAS_MARGIN_PERCENT = 20
+
+
+class Transactor:
+    """Signs and sends transactions from one local account, with explicit gas, a locally tracked
+    nonce and EIP-1559 fees, and waits for the receipt."""
+
+    def __init__(self, w3: Web3, signer: LocalSigner) -> None:
+        self.w3 = w3
+        self.signer = signer
+        self._account = Account.from_key(signer.key_bytes)
+        self._nonce: int | None = None
+        self._chain_id = w3.eth.chain_id
+
+    @property
+    def address(self) -> ChecksumAddress:
+        return self.signer.address
+
+    def resync_nonce(self) -> None:
+        self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+
+    def _fees(self) -> tuple[int, int]:
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
+        tip = self.w3.eth.max_priority_fee
+        return 2 * base + tip, tip
+
+    def estimate(self, to: ChecksumAddress | None, data: bytes) -> int:
+        params: TxParams = {"from": self.address, "data": HexBytes(data)}
+        if to is not None:
+            params["to"] = to
+        try:
+            return self.w3.eth.estimate_gas(params)
+        except Exception as exc:
+            decoded = decode_exception(exc)
+            if decoded is not None:
+                raise decoded from exc
+            raise
+
+    def send(self, to: ChecksumAddress | None, data: bytes, gas: int | None = None) -> TxReceipt:
+        if gas is None:
+            gas = self.estimate(to, data) * (100 + GAS_MARGIN_PERCENT) // 100
+        if self._nonce is None:
+            self.resync_nonce()
+        assert self._nonce is not None
+        max_fee, tip = self._fees()
+        tx: dict[str, Any] = {
+            "chainId": self._chain_id,
+            "nonce": self._nonce,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+            "data": data,
+            "value": 0,
+            "type": 2,
+        }
+        if to is not None:
+            tx["to"] = to
+        raw = self._account.sign_transaction(tx).raw_transaction
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(raw)
+        except Exception as exc:
+            self._nonce = None  # resynchronise from the node on the next send
+            decoded = decode_exception(exc)
+            if decoded is not None:
+                raise decoded from exc
+            raise NodeError(f"the node refused the transaction: {exc}") from exc
+        self._nonce += 1
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.02)
+        if receipt["status"] != 1:
+            raise self._failure(tx, receipt)
+        return receipt
+
+    def _failure(self, tx: dict[str, Any], receipt: TxReceipt) -> Mine2CellError:
+        # Replay the call at the failed block to learn the reason.
+        call: TxParams = {"from": self.address, "data": HexBytes(tx["data"]), "gas": tx["gas"]}
+        if "to" in tx:
+            call["to"] = tx["to"]
+        try:
+            self.w3.eth.call(call, receipt["blockNumber"] - 1)
+        except Exception as exc:
+            decoded = decode_exception(exc)
+            if decoded is not None:
+                return decoded
+        return TransactionFailed(
+            f"transaction 0x{bytes(receipt['transactionHash']).hex()} failed "
+            f"(gas used {receipt['gasUsed']} of {tx['gas']})"
+        )
+
+
+@dataclass(frozen=True)
+class LotView:
+    custodian: ChecksumAddress
+    recipient: ChecksumAddress | None
+    remaining: int
+    material: int
+
+    @property
+    def in_transit(self) -> bool:
+        return self.recipient is not None
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    index: int
+    roles: int
+    country: str
+    facility: bytes
+
+    @property
+    def accredited(self) -> bool:
+        return self.roles != 0
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of a batch: the transaction, and per operation ``None`` (recorded) or the
+    decoded reason it was rolled back."""
+
+    tx_hash: bytes
+    block_number: int
+    gas_used: int
+    outcomes: list[Mine2CellError | None]
+
+    @property
+    def failed(self) -> dict[int, Mine2CellError]:
+        return {i: err for i, err in enumerate(self.outcomes) if err is not None}
+
+
+class LedgerClient:
+    """One deployed ledger on one chain."""
+
+    def __init__(self, w3: Web3, address: str, transactor: Transactor | None = None) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(
+            address=self.address, abi=load_artifact("Ledger").abi
+        )
+        self.transactor = transactor
+        self.domain = Domain(w3.eth.chain_id, self.address)
+        self._next_nonce: dict[str, int] = {}
+
+    @classmethod
+    def deploy(cls, w3: Web3, transactor: Transactor, governor: str) -> LedgerClient:
+        artifact = load_artifact("Ledger")
+        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        data = factory.constructor(to_checksum_address(governor)).data_in_transaction
+        receipt = transactor.send(None, HexBytes(data))
+        address = receipt["contractAddress"]
+        if address is None:
+            raise NodeError("the deployment receipt names no contract address")
+        return cls(w3, address, transactor)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def sign(
+        self,
+        op_type: type[Operation],
+        signer: LocalSigner,
+        *,
+        deadline: int | None = None,
+        **fields: Any,
+    ) -> SignedOperation:
+        """Build an operation of ``signer`` with its next nonce and sign it for this ledger."""
+        if deadline is None:
+            deadline = int(time.time()) + DEFAULT_VALIDITY_SECONDS
+        op = op_type(
+            actor=signer.address, nonce=self.next_nonce(signer.address), deadline=deadline, **fields
+        )
+        return sign(op, signer, self.domain)
+
+    def calldata(self, signed: SignedOperation, proof: bytes = b"") -> bytes:
+        op = signed.operation
+        args: list[Any] = [op.as_tuple(), signed.signature.as_tuple()]
+        if op.FUNCTION == "correct":
+            args.append(proof)
+        return bytes(HexBytes(self.contract.encode_abi(op.FUNCTION, args=args)))
+
+    def _require_transactor(self) -> Transactor:
+        if self.transactor is None:
+            raise NodeError("this ledger client was opened read-only: it has no relayer key")
+        return self.transactor
+
+    def submit(self, signed: SignedOperation, proof: bytes = b"") -> TxReceipt:
+        """Record one operation in its own transaction; raises the decoded error if rejected."""
+        return self._require_transactor().send(self.address, self.calldata(signed, proof))
+
+    def relay_calldata(self, calls: Sequence[bytes]) -> bytes:
+        return bytes(HexBytes(self.contract.encode_abi("relay", args=[list(calls)])))
+
+    def simulate(self, batch: Sequence[SignedOperation | bytes]) -> list[Mine2CellError | None]:
+        """Run a batch with eth_call: per operation None (would be recorded) or why it would not."""
+        transactor = self._require_transactor()
+        data = self.relay_calldata([self._as_call(item) for item in batch])
+        try:
+            raw = self.w3.eth.call({"from": transactor.address, "to": self.address, "data": data})
+        except Exception as exc:
+            decoded = decode_exception(exc)
+            if decoded is not None:
+                raise decoded from exc
+            raise
+        (failures,) = abi_decode(["bytes[]"], bytes(raw))
+        return [decode_revert(f) if f else None for f in failures]
+
+    def relay(
+        self, batch: Sequence[SignedOperation | bytes], gas: int | None = None
+    ) -> BatchResult:
+        """Send a batch in one transaction. Operations that fail are rolled back one by one (see
+        ``ILedger.relay``); their reasons come back decoded from the receipt's logs."""
+        transactor = self._require_transactor()
+        data = self.relay_calldata([self._as_call(item) for item in batch])
+        receipt = transactor.send(self.address, data, gas)
+        outcomes: list[Mine2CellError | None] = [None] * len(batch)
+        failed_event = self.contract.events.OperationFailed()
+        topic = failed_event.topic
+        for log in receipt["logs"]:
+            if log["address"] == self.address and log["topics"] and log["topics"][0] == topic:
+                event = failed_event.process_log(log)
+                outcomes[event["args"]["index"]] = decode_revert(bytes(event["args"]["reason"]))
+        return BatchResult(
+            bytes(receipt["transactionHash"]), receipt["blockNumber"], receipt["gasUsed"], outcomes
+        )
+
+    def _as_call(self, item: SignedOperation | bytes) -> bytes:
+        return item if isinstance(item, bytes) else self.calldata(item)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def lot(self, lot_id: bytes) -> LotView | None:
+        custodian, recipient, remaining, material = self.contract.functions.lot(lot_id).call()
+        if custodian == ZERO_ADDRESS:
+            return None
+        return LotView(
+            to_checksum_address(custodian),
+            None if recipient == ZERO_ADDRESS else to_checksum_address(recipient),
+            int(remaining),
+            int(material),
+        )
+
+    def participant(self, account: str) -> ParticipantView | None:
+        index, roles, country, facility = self.contract.functions.participant(
+            to_checksum_address(account)
+        ).call()
+        if index == 0:
+            return None
+        return ParticipantView(
+            int(index), int(roles), bytes(country).decode("ascii"), bytes(facility)
+        )
+
+    def passport_binder(self, passport: bytes) -> ChecksumAddress | None:
+        binder = self.contract.functions.passportBinder(passport).call()
+        return None if binder == ZERO_ADDRESS else to_checksum_address(binder)
+
+    def nonce_used(self, actor: str, nonce: int) -> bool:
+        return bool(self.contract.functions.nonceUsed(to_checksum_address(actor), nonce).call())
+
+    def governor(self) -> ChecksumAddress:
+        return to_checksum_address(self.contract.functions.governor().call())
+
+    def next_nonce(self, actor: str) -> int:
+        """Allocate the lowest nonce of ``actor`` not used on chain nor handed out by this client.
+
+        Consecutive nonces share a storage word on chain (256 per word), which keeps them cheap.
+        """
+        actor = to_checksum_address(actor)
+        nonce = self._next_nonce.get(actor)
+        if nonce is None:
+            word = 0
+            while True:
+                bits = int(self.contract.functions.nonceBitmap(actor, word).call())
+                if bits != 2**256 - 1:
+                    # Start after the highest used bit of the first word that is not full.
+                    nonce = word * 256 + bits.bit_length()
+                    break
+                word += 1
+        self._next_nonce[actor] = nonce + 1
+        return cast(int, nonce)

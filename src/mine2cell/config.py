@@ -1,0 +1,31 @@
+"""One Settings object, built at the entry point (CLI or app factory) and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mine2cell"
+
+
+class Settings(BaseSettings):
+    """Read from MINE2CELL_* environment variables; CLI options override them."""
+
+    model_config = SettingsConfigDict(env_prefix="MINE2CELL_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    rpc_url: str | None = Field(
+        default=None, description="JSON-RPC URL of a node; none means the embedded dev node"
+    )
+    ledger_address: str | None = None
+    anvil_path: Path | None = None
+
+    @property
+    def node_state_file(self) -> Path:
+        return self.data_dir / "node" / "state.json"

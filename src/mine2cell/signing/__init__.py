@@ -1,0 +1,1 @@
+"""EIP-712 operations, signatures and signers."""

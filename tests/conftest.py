@@ -1,0 +1,185 @@
+"""Fixtures: provider -> w3 -> deployed ledger with an accredited cast; each test reverts to a
+snapshot. Chain tests run on eth-tester (in-process) and on anvil (a real node over HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_utils import keccak
+from web3 import EthereumTesterProvider, Web3
+from web3.types import RPCEndpoint
+
+from mine2cell.chain.ledger import LedgerClient, Transactor
+from mine2cell.chain.node import DevNode
+from mine2cell.errors import LedgerRejected
+from mine2cell.signing.eip712 import (
+    Accredit,
+    Certify,
+    LocalSigner,
+    Operation,
+    SignedOperation,
+)
+
+MINE, RECYCLER, PROCESSOR, CELL_MAKER, AUDITOR, RELAYER = 1, 2, 4, 8, 16, 32
+ONE_ETHER = 10**18
+
+
+def signer(name: str) -> LocalSigner:
+    """A deterministic test key per name, so failures are reproducible."""
+    return LocalSigner(keccak(text=f"mine2cell test key {name}"))
+
+
+def facility(name: str) -> bytes:
+    return name.encode().ljust(32, b"\0")
+
+
+def fund(w3: Web3, address: str) -> None:
+    """Give an account gas money from the node's unlocked default account (both backends)."""
+    tx_hash = w3.eth.send_transaction(
+        {"from": w3.eth.accounts[0], "to": address, "value": 100 * ONE_ETHER}
+    )
+    w3.eth.wait_for_transaction_receipt(tx_hash)
+
+
+def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    reply = w3.provider.make_request(RPCEndpoint(method), params)
+    if "error" in reply:
+        raise RuntimeError(f"{method}: {reply['error']}")
+    return reply["result"]
+
+
+@dataclass
+class Cast:
+    """The participants of a small battery supply chain, accredited on a fresh ledger."""
+
+    w3: Web3
+    ledger: LedgerClient
+    governor: LocalSigner
+    relayer: LocalSigner
+    mine_cd: LocalSigner
+    mine_au: LocalSigner
+    recycler: LocalSigner
+    refiner: LocalSigner
+    cathode: LocalSigner
+    cell: LocalSigner
+    auditor: LocalSigner
+    outsider: LocalSigner
+    lots: dict[str, bytes] = field(default_factory=dict)
+
+    def sign(self, op_type: type[Operation], who: LocalSigner, **fields: Any) -> SignedOperation:
+        return self.ledger.sign(op_type, who, **fields)
+
+    def ok(self, *ops: SignedOperation) -> None:
+        """Relay operations in one batch and require every one to be recorded."""
+        result = self.ledger.relay(list(ops))
+        assert result.failed == {}, result.failed
+
+    def rejected(self, op: SignedOperation) -> LedgerRejected:
+        """Relay one operation alone and return the ledger's decoded reason for refusing it."""
+        result = self.ledger.relay([op])
+        err = result.outcomes[0]
+        assert isinstance(err, LedgerRejected), f"expected a rejection, got {err!r}"
+        return err
+
+
+ROLES = {
+    "mine_cd": (MINE, "KOLWEZI-NORTH", "CD"),
+    "mine_au": (MINE, "MURRIN-EAST", "AU"),
+    "recycler": (RECYCLER, "HAMBURG-RECYCLING", "DE"),
+    "refiner": (PROCESSOR, "KOKKOLA-REFINERY", "FI"),
+    "cathode": (PROCESSOR, "NYSA-CAM-PLANT", "PL"),
+    "cell": (CELL_MAKER, "SKELLEFTEA-CELLS", "SE"),
+    "auditor": (AUDITOR, "ANTWERP-AUDIT", "BE"),
+}
+
+
+def _eth_tester_w3() -> Web3:
+    return Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
+
+
+@pytest.fixture(scope="session")
+def anvil_node() -> Iterator[DevNode]:
+    with DevNode() as node:
+        yield node
+
+
+@pytest.fixture(
+    scope="session", params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def w3(backend: str, request: pytest.FixtureRequest) -> Web3:
+    if backend == "anvil":
+        node: DevNode = request.getfixturevalue("anvil_node")
+        return Web3(Web3.HTTPProvider(node.url))
+    return _eth_tester_w3()
+
+
+def build_cast(w3: Web3) -> Cast:
+    governor, relayer = signer("governor"), signer("relayer")
+    fund(w3, governor.address)
+    fund(w3, relayer.address)
+    ledger = LedgerClient.deploy(w3, Transactor(w3, governor), governor.address)
+    # The governor submits the relayer's accreditation itself: nobody else may submit yet.
+    ledger.submit(
+        ledger.sign(
+            Accredit,
+            governor,
+            participant=relayer.address,
+            roles=RELAYER,
+            facility=facility("RELAY"),
+            country="BE",
+        )
+    )
+    ledger.transactor = Transactor(w3, relayer)
+    members = {name: signer(name) for name in ROLES}
+    accreditations = [
+        ledger.sign(
+            Accredit,
+            governor,
+            participant=members[name].address,
+            roles=roles,
+            facility=facility(site),
+            country=country,
+        )
+        for name, (roles, site, country) in ROLES.items()
+    ]
+    result = ledger.relay(accreditations)
+    assert result.failed == {}, result.failed
+    rmap = ledger.sign(
+        Certify,
+        governor,
+        participant=members["refiner"].address,
+        scheme=facility("RMAP"),
+        valid_until=2_000_000_000,
+        document_hash=keccak(text="rmap certificate"),
+    )
+    assert ledger.relay([rmap]).failed == {}
+    return Cast(w3, ledger, governor, relayer, outsider=signer("outsider"), **members)
+
+
+@pytest.fixture(scope="session")
+def session_cast(w3: Web3) -> Cast:
+    return build_cast(w3)
+
+
+@pytest.fixture
+def cast(session_cast: Cast) -> Iterator[Cast]:
+    """The cast on a ledger that is reverted after the test."""
+    w3 = session_cast.w3
+    snapshot = rpc(w3, "evm_snapshot", [])
+    try:
+        yield session_cast
+    finally:
+        rpc(w3, "evm_revert", [snapshot])
+        session_cast.ledger._next_nonce.clear()
+        assert session_cast.ledger.transactor is not None
+        session_cast.ledger.transactor.resync_nonce()
+        session_cast.lots.clear()
