@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from eth_utils import keccak
 from rich.progress import Progress
@@ -28,6 +29,8 @@ from mine2cell.signing.eip712 import (
     Correct,
     Input,
     LocalSigner,
+    LotId,
+    Operation,
     Output,
     Recall,
     Receive,
@@ -39,7 +42,7 @@ from mine2cell.signing.eip712 import (
 
 MINE, PROCESSOR, CELL_MAKER, AUDITOR, RELAYER = 1, 4, 8, 16, 32
 BATCHES = (10, 100)
-TX_BASE = 21_000
+FIXED_DEADLINE = 4_000_000_000
 OUT = Path(__file__).with_name("gas.md")
 
 
@@ -65,7 +68,7 @@ class Bench:
         )
 
     def _accredit(self, name: str, roles: int) -> SignedOperation:
-        return self.ledger.sign(
+        return self.sign(
             Accredit,
             self.keys["governor"],
             participant=self.keys[name].address,
@@ -74,9 +77,13 @@ class Bench:
             country="FI",
         )
 
-    def new_id(self) -> bytes:
+    def sign(self, op_type: type[Operation], who: LocalSigner, **fields: Any) -> SignedOperation:
+        # A fixed deadline keeps the signatures, hence the calldata and the gas, reproducible.
+        return self.ledger.sign(op_type, who, deadline=FIXED_DEADLINE, **fields)
+
+    def new_id(self) -> LotId:
         self.counter += 1
-        return keccak(text=f"id {self.counter}")
+        return LotId(keccak(text=f"id {self.counter}"))
 
     def relay(self, ops: list[SignedOperation]) -> int:
         result = self.ledger.relay(ops)
@@ -90,7 +97,7 @@ class Bench:
     # -- operation builders --------------------------------------------------------------------
 
     def commission(self) -> SignedOperation:
-        return self.ledger.sign(
+        return self.sign(
             Commission,
             self.keys["mine"],
             lot=self.new_id(),
@@ -101,9 +108,9 @@ class Bench:
             document_hash=keccak(text="assay"),
         )
 
-    def lots_at(self, holder: str, n: int) -> list[bytes]:
+    def lots_at(self, holder: str, n: int) -> list[LotId]:
         """n fresh lots held by ``holder`` (not measured)."""
-        lots: list[bytes] = []
+        lots: list[LotId] = []
         for start in range(0, n, 100):
             ops = [self.commission() for _ in range(min(100, n - start))]
             self.relay(ops)
@@ -115,12 +122,10 @@ class Bench:
         return lots
 
     def ship(self, lot: bytes, to: str, sender: str = "mine") -> SignedOperation:
-        return self.ledger.sign(Ship, self.keys[sender], lot=lot, recipient=self.keys[to].address)
+        return self.sign(Ship, self.keys[sender], lot=lot, recipient=self.keys[to].address)
 
     def receive(self, lot: bytes, to: str, sender: str = "mine") -> SignedOperation:
-        return self.ledger.sign(
-            Receive, self.keys[to], lot=lot, counterparty=self.keys[sender].address
-        )
+        return self.sign(Receive, self.keys[to], lot=lot, counterparty=self.keys[sender].address)
 
 
 def measure(
@@ -129,7 +134,7 @@ def measure(
     prepare: Callable[[int], list[SignedOperation]],
     progress: Progress,
 ) -> tuple[str, int, list[int]]:
-    """Gas of one operation alone (its own transaction, direct call) and per operation in batches."""
+    """Gas of one operation alone (its own transaction) and per operation in batches."""
     task = progress.add_task(label, total=1 + len(BATCHES))
     single = bench.single(prepare(1)[0])
     progress.advance(task)
@@ -156,7 +161,7 @@ def run() -> list[tuple[str, int, list[int]]]:
 
         def certify(n: int) -> list[SignedOperation]:
             return [
-                b.ledger.sign(
+                b.sign(
                     Certify,
                     b.keys["governor"],
                     participant=b.keys["refiner"].address,
@@ -185,9 +190,7 @@ def run() -> list[tuple[str, int, list[int]]]:
             lots = b.lots_at("mine", n)
             b.relay([b.ship(lot, "refiner") for lot in lots])
             return [
-                b.ledger.sign(
-                    Reject, b.keys["refiner"], lot=lot, counterparty=b.keys["mine"].address
-                )
+                b.sign(Reject, b.keys["refiner"], lot=lot, counterparty=b.keys["mine"].address)
                 for lot in lots
             ]
 
@@ -195,16 +198,14 @@ def run() -> list[tuple[str, int, list[int]]]:
             lots = b.lots_at("mine", n)
             b.relay([b.ship(lot, "refiner") for lot in lots])
             return [
-                b.ledger.sign(
-                    Recall, b.keys["mine"], lot=lot, counterparty=b.keys["refiner"].address
-                )
+                b.sign(Recall, b.keys["mine"], lot=lot, counterparty=b.keys["refiner"].address)
                 for lot in lots
             ]
 
         def transform(n: int) -> list[SignedOperation]:
             lots = b.lots_at("refiner", 2 * n)
             return [
-                b.ledger.sign(
+                b.sign(
                     Transform,
                     b.keys["refiner"],
                     inputs=(Input(lots[2 * i], 6_000_000), Input(lots[2 * i + 1], 4_000_000)),
@@ -219,7 +220,7 @@ def run() -> list[tuple[str, int, list[int]]]:
             b.relay([b.ship(lot, "cell") for lot in lots])
             b.relay([b.receive(lot, "cell") for lot in lots])
             return [
-                b.ledger.sign(
+                b.sign(
                     BindPassport,
                     b.keys["cell"],
                     passport=b.new_id(),
@@ -238,7 +239,7 @@ def run() -> list[tuple[str, int, list[int]]]:
             ids = [op.operation.passport for op in binds]  # type: ignore[attr-defined]
             passports.extend(ids)
             return [
-                b.ledger.sign(
+                b.sign(
                     Attest,
                     b.keys["auditor"],
                     passport=p,
@@ -250,7 +251,7 @@ def run() -> list[tuple[str, int, list[int]]]:
 
         def correct(n: int) -> list[SignedOperation]:
             return [
-                b.ledger.sign(
+                b.sign(
                     Correct,
                     b.keys["auditor"],
                     target=b.new_id(),

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils import keccak
+from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, TxReceipt
 
-from mine2cell.chain.ledger import LedgerClient, Transactor
+from mine2cell.chain.ledger import BatchResult, LedgerClient, Transactor
 from mine2cell.chain.node import DevNode
 from mine2cell.errors import LedgerRejected
 from mine2cell.signing.eip712 import (
@@ -52,6 +53,20 @@ def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
     return reply["result"]
 
 
+def ledger_events(ledger: LedgerClient, receipt: TxReceipt) -> list[tuple[str, dict[str, Any]]]:
+    """Decode the ledger's logs of a receipt (no eth_getLogs: it is slow on eth-tester)."""
+    by_topic = {bytes(HexBytes(event.topic)): event for event in ledger.contract.all_events()}
+    decoded: list[tuple[str, dict[str, Any]]] = []
+    for log in receipt["logs"]:
+        if log["address"] != ledger.address or not log["topics"]:
+            continue
+        event = by_topic.get(bytes(log["topics"][0]))
+        if event is not None:
+            data = event.process_log(log)
+            decoded.append((data["event"], dict(data["args"])))
+    return decoded
+
+
 @dataclass
 class Cast:
     """The participants of a small battery supply chain, accredited on a fresh ledger."""
@@ -73,10 +88,11 @@ class Cast:
     def sign(self, op_type: type[Operation], who: LocalSigner, **fields: Any) -> SignedOperation:
         return self.ledger.sign(op_type, who, **fields)
 
-    def ok(self, *ops: SignedOperation) -> None:
+    def ok(self, *ops: SignedOperation) -> BatchResult:
         """Relay operations in one batch and require every one to be recorded."""
         result = self.ledger.relay(list(ops))
         assert result.failed == {}, result.failed
+        return result
 
     def rejected(self, op: SignedOperation) -> LedgerRejected:
         """Relay one operation alone and return the ledger's decoded reason for refusing it."""
@@ -84,6 +100,15 @@ class Cast:
         err = result.outcomes[0]
         assert isinstance(err, LedgerRejected), f"expected a rejection, got {err!r}"
         return err
+
+    def events(self, sent: BatchResult | TxReceipt) -> list[tuple[str, dict[str, Any]]]:
+        """The ledger's events in a transaction, in log order, as (name, arguments)."""
+        receipt = (
+            self.w3.eth.get_transaction_receipt(HexBytes(sent.tx_hash))
+            if isinstance(sent, BatchResult)
+            else sent
+        )
+        return ledger_events(self.ledger, receipt)
 
 
 ROLES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_account import Account
@@ -238,7 +238,7 @@ class LedgerClient:
         receipt = transactor.send(self.address, data, gas)
         outcomes: list[Mine2CellError | None] = [None] * len(batch)
         failed_event = self.contract.events.OperationFailed()
-        topic = failed_event.topic
+        topic = bytes(HexBytes(failed_event.topic))
         for log in receipt["logs"]:
             if log["address"] == self.address and log["topics"] and log["topics"][0] == topic:
                 event = failed_event.process_log(log)
@@ -300,4 +300,4 @@ class LedgerClient:
                     break
                 word += 1
         self._next_nonce[actor] = nonce + 1
-        return cast(int, nonce)
+        return nonce

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+from web3 import Web3
 
 from mine2cell.errors import ConfigurationError, NodeError
 
@@ -155,3 +156,16 @@ class DevNode:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def connect(url: str, timeout: float = 10.0) -> Web3:
+    """A web3 connection to a JSON-RPC node, checked to answer."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - a request that every node answers
+    except Exception as exc:
+        raise NodeError(
+            f"cannot reach a node at {url} ({type(exc).__name__}); check --rpc-url / "
+            "MINE2CELL_RPC_URL, or leave it unset to use the embedded dev node"
+        ) from exc
+    return w3

@@ -1,0 +1,3 @@
+from mine2cell.cli import main
+
+main()

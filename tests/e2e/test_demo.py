@@ -1,0 +1,60 @@
+"""The README's main job, run as a user would: the installed console script, nothing started
+by hand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.anvil
+
+
+def _mine2cell(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, "-m", "mine2cell", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_demo_records_a_supply_chain_and_binds_three_passports(tmp_path: Path) -> None:
+    result = _mine2cell("demo", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("bound by cell") == 3
+    assert "auditor attests passport 1" in result.stdout
+    assert (tmp_path / "node" / "state.json").is_file()
+
+
+def test_demo_runs_again_on_the_persisted_node(tmp_path: Path) -> None:
+    first = _mine2cell("demo", data_dir=tmp_path)
+    second = _mine2cell("demo", data_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+
+    def last_block(out: str) -> int:
+        rows = [line for line in out.splitlines() if "auditor attests passport 1" in line]
+        return int(rows[0].split("│")[3])
+
+    # The second run continues the chain the first one left in the data directory.
+    assert last_block(second.stdout) > last_block(first.stdout)
+
+
+def test_demo_on_an_unreachable_node_fails_with_one_clear_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mine2cell", "demo", "--rpc-url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "error:" in result.stderr
+    assert "Traceback" not in result.stderr
