@@ -20,6 +20,10 @@ $(PY_STAMP): $(PY) pyproject.toml constraints.txt
 	$(PY) -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
+# package-lock.json was written by `npx npm@11.13.0 install`: the registry we reach
+# has only anvil's linux-amd64 binary package, and npm >= 11.16 then writes a lock
+# that its own `npm ci` rejects ("Missing: @foundry-rs/anvil-darwin-amd64@ from lock
+# file", npm/cli#9846). 11.13.0 records the missing platforms as inert entries.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@

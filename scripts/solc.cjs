@@ -75,7 +75,7 @@ function makeImportCallback(root) {
   const nodeModules = path.join(root, "node_modules");
   return function findImports(unitName) {
     if (path.isAbsolute(unitName) || unitName.split("/").includes("..")) {
-      return { error: `refusing to import '${unitName}': only relative source unit names are allowed` };
+      return { error: `refusing to import '${unitName}': source unit names must be relative, without '..'` };
     }
     const base = unitName.startsWith("@openzeppelin/") ? nodeModules : root;
     const file = path.resolve(base, unitName);
@@ -107,7 +107,13 @@ function main() {
   // costs more CPU compiling it than it saves (measured: ~30% less CPU time, same
   // output). Must be set before the module is compiled, i.e. before require("solc").
   v8.setFlagsFromString("--liftoff-only");
-  const solc = require("solc");
+  let solc;
+  try {
+    solc = require("solc");
+  } catch (err) {
+    fail(`cannot load solc-js (${err.code || err.message}): run \`npm ci\` in the repository`);
+    return;
+  }
   if (options.version) {
     process.stdout.write(
       `solc, the solidity compiler commandline interface\nVersion: ${solc.version()}\n`,

@@ -1,13 +1,15 @@
 """The Solidity build: committed artifacts are current, builds are reproducible.
 
 Tests marked `compiler` run the real compiler (node + solc-js from node_modules),
-several seconds per compilation of the ledger. They share one xdist group so the
-session's compilation of the repository (`repo_build`) happens once.
+several seconds per compilation of the ledger, so the repository is compiled once
+per test run (`repo_build`), however many xdist workers ask for it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,15 +20,23 @@ from scripts import build_contracts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Under xdist (--dist loadgroup, set in pyproject) the compiling tests run on one
-# worker, which compiles the repository once for all of them.
-in_compiler_group = pytest.mark.xdist_group("solc")
-
 
 @pytest.fixture(scope="session")
-def repo_build() -> dict[str, dict[str, Any]]:
+def repo_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """The artifacts of contracts/ as compiled now, by the same code as `--check`."""
-    return build_contracts.compile_contracts(REPO_ROOT)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build_contracts.compile_contracts(REPO_ROOT)
+    # xdist workers of one run share the parent of their base temp dirs: the first
+    # worker to get here compiles, the others wait on the lock and read its result.
+    shared = tmp_path_factory.getbasetemp().parent / "repo_build.json"
+    with shared.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shared.is_file():
+            built: dict[str, dict[str, Any]] = json.loads(shared.read_text())
+            return built
+        built = build_contracts.compile_contracts(REPO_ROOT)
+        shared.write_text(json.dumps(built))
+        return built
 
 
 def make_checkout(destination: Path, *, with_contracts: bool = True) -> Path:
@@ -52,7 +62,6 @@ def fake_artifact(name: str, runtime: str = "0x6001") -> dict[str, Any]:
 
 
 @pytest.mark.compiler
-@in_compiler_group
 def test_committed_artifacts_match_the_contracts(repo_build: dict[str, dict[str, Any]]) -> None:
     # What `scripts/build_contracts.py --check` does: CI fails here when a contract
     # was edited without `make contracts`.
@@ -64,13 +73,15 @@ def test_committed_artifacts_match_the_contracts(repo_build: dict[str, dict[str,
 
 
 @pytest.mark.compiler
-@in_compiler_group
 def test_compiling_in_another_checkout_gives_identical_artifacts(
-    repo_build: dict[str, dict[str, Any]], tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     if not build_contracts.collect_sources(REPO_ROOT):
         pytest.skip("no contracts to compile yet")
     elsewhere = build_contracts.compile_contracts(make_checkout(tmp_path / "elsewhere"))
+    # Requested only now, so that under xdist this compilation overlaps with the
+    # repository's on the other worker.
+    repo_build: dict[str, dict[str, Any]] = request.getfixturevalue("repo_build")
 
     assert repo_build, "contracts/ defines no deployable contract"
     assert {name: a["deployedBytecode"] for name, a in elsewhere.items()} == {
@@ -82,7 +93,6 @@ def test_compiling_in_another_checkout_gives_identical_artifacts(
 
 
 @pytest.mark.compiler
-@in_compiler_group
 def test_compile_errors_are_reported_with_their_source_location(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
