@@ -235,6 +235,13 @@ interface ILedger {
     error LedgerUnauthorizedSubmitter(address submitter);
     /// @notice A batch holds more operations than `max`.
     error LedgerBatchTooLarge(uint256 size, uint256 max);
+    /// @notice `relay` was called from inside a batch.
+    error LedgerNestedBatch();
+    /// @notice Operation `index` ran out of gas: the batch was sent with too little gas.
+    error LedgerBatchOutOfGas(uint256 index);
+    /// @notice An operation of a batch reverted without a reason (malformed call data or an
+    /// unknown function selector).
+    error LedgerCallFailed();
     /// @notice The operation's deadline has passed.
     error LedgerExpiredDeadline(uint256 deadline, uint256 timestamp);
     /// @notice The signature is malformed or does not recover to an address.
@@ -273,8 +280,11 @@ interface ILedger {
     error LedgerLotNotInTransit(bytes32 lot);
     /// @notice `account` is not the named recipient of `lot` (`recipient` is).
     error LedgerNotRecipient(bytes32 lot, address account, address recipient);
-    /// @notice The shipment of `lot` comes from `sender`, not from the counterparty named.
-    error LedgerWrongCounterparty(bytes32 lot, address named, address sender);
+    /// @notice The shipment of `lot` involves `actual` (its sender for a receive or reject, its
+    /// recipient for a recall), not the counterparty named.
+    error LedgerWrongCounterparty(bytes32 lot, address named, address actual);
+    /// @notice `lot` was consumed to zero: it is closed and can be neither shipped nor consumed.
+    error LedgerLotClosed(bytes32 lot);
     /// @notice A lot cannot be shipped to its own custodian.
     error LedgerSelfShipment(bytes32 lot);
     /// @notice `lot` holds `remaining` grams, fewer than the `needed` grams.
@@ -303,8 +313,11 @@ interface ILedger {
     /// @notice Run a batch of calls to this contract's operation functions, each ABI-encoded with
     /// its selector. An operation that reverts is rolled back alone: `OperationFailed(index,
     /// reason)` is logged, its nonce stays unused, and the rest of the batch goes on. The returned
-    /// array holds the revert data of each failed operation (empty for the ones that succeeded),
-    /// so a simulation (eth_call) tells the relayer which operations to drop before sending.
+    /// array holds the revert data of each failed operation (never empty: a revert without data
+    /// is reported as `LedgerCallFailed`) and is empty for the ones recorded, so a simulation
+    /// (eth_call) tells the relayer which operations to drop, and why, before sending.
+    /// The submitter is checked once, at the start of the batch. An operation that runs out of
+    /// gas fails the whole batch (`LedgerBatchOutOfGas`) instead of being reported as rejected.
     function relay(bytes[] calldata calls) external returns (bytes[] memory failures);
 
     function accredit(Accredit calldata op, Signature calldata sig) external;
@@ -319,7 +332,9 @@ interface ILedger {
     function bindPassport(BindPassport calldata op, Signature calldata sig) external;
     /// @param authorship empty for an auditor; otherwise the EIP-712 `encodeData` of the target
     /// operation (its typehash followed by its encoded fields, the first being its actor), which
-    /// proves that the signer is the target's author.
+    /// proves that the signer is the target's author. Its nonce must be used, which shows that an
+    /// operation of the author with that nonce was recorded; whether the target itself was
+    /// recorded is for readers of the logs to check (an event id never emitted has no effect).
     function correct(Correct calldata op, Signature calldata sig, bytes calldata authorship) external;
     function attest(Attest calldata op, Signature calldata sig) external;
 

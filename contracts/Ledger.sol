@@ -115,6 +115,7 @@ contract Ledger is ILedger, EIP712 {
 
     /// @inheritdoc ILedger
     function relay(bytes[] calldata calls) external returns (bytes[] memory failures) {
+        if (_relaying()) revert LedgerNestedBatch();
         _checkSubmitter();
         uint256 n = calls.length;
         if (n > MAX_BATCH) revert LedgerBatchTooLarge(n, MAX_BATCH);
@@ -129,19 +130,30 @@ contract Ledger is ILedger, EIP712 {
             // per operation less than `address(this).delegatecall(calls[i])` in a batch of 100).
             bytes calldata call = calls[i];
             bool ok;
+            uint256 gasBefore = gasleft();
             assembly ("memory-safe") {
                 let ptr := mload(0x40)
                 calldatacopy(ptr, call.offset, call.length)
                 ok := delegatecall(gas(), address(), ptr, call.length, 0, 0)
             }
             if (!ok) {
+                // An operation that ran out of the gas forwarded to it (63/64 of what was left,
+                // EIP-150) would be valid with more gas: fail the whole batch, so that the gas
+                // estimate covers every operation, rather than record a false rejection.
+                if (gasleft() <= gasBefore / 64) revert LedgerBatchOutOfGas(i);
                 uint256 size;
                 assembly ("memory-safe") {
                     size := returndatasize()
                 }
-                bytes memory reason = new bytes(size);
-                assembly ("memory-safe") {
-                    returndatacopy(add(reason, 0x20), 0, size)
+                bytes memory reason;
+                if (size == 0) {
+                    // Keep "failed" distinguishable from "recorded" (empty) in the result.
+                    reason = abi.encodeWithSelector(LedgerCallFailed.selector);
+                } else {
+                    reason = new bytes(size);
+                    assembly ("memory-safe") {
+                        returndatacopy(add(reason, 0x20), 0, size)
+                    }
                 }
                 failures[i] = reason;
                 emit OperationFailed(i, reason);
@@ -552,12 +564,14 @@ contract Ledger is ILedger, EIP712 {
         if (actor != _governor) revert LedgerNotGovernor(actor);
     }
 
-    function _checkSubmitter() private view {
-        bool relaying;
+    function _relaying() private view returns (bool relaying) {
         assembly ("memory-safe") {
             relaying := tload(_RELAYING_SLOT)
         }
-        if (relaying) return;
+    }
+
+    function _checkSubmitter() private view {
+        if (_relaying()) return;
         if (msg.sender != _governor && _participants[msg.sender].roles & RELAYER == 0) {
             revert LedgerUnauthorizedSubmitter(msg.sender);
         }
@@ -589,11 +603,12 @@ contract Ledger is ILedger, EIP712 {
         if (l.custodian == 0) revert LedgerUnknownLot(id);
     }
 
-    /// The lot, checked to be held by `index` and not in transit.
+    /// The lot, checked to be held by `index`, not in transit and not closed.
     function _heldLot(bytes32 id, address account, uint32 index) private view returns (LotState storage l) {
         l = _existingLot(id);
         if (l.custodian != index) revert LedgerNotCustodian(id, account, _accounts[l.custodian]);
         if (l.recipient != 0) revert LedgerLotInTransit(id, _accounts[l.recipient]);
+        if (l.remaining == 0) revert LedgerLotClosed(id);
     }
 
     /// The lot, checked to be in transit to `index`.

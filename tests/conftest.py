@@ -12,7 +12,7 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
-from web3.types import RPCEndpoint, TxReceipt
+from web3.types import RPCEndpoint, TxReceipt, Wei
 
 from mine2cell.chain.ledger import BatchResult, LedgerClient, Transactor
 from mine2cell.chain.node import DevNode
@@ -27,6 +27,9 @@ from mine2cell.signing.eip712 import (
 
 MINE, RECYCLER, PROCESSOR, CELL_MAKER, AUDITOR, RELAYER = 1, 2, 4, 8, 16, 32
 ONE_ETHER = 10**18
+# Explicit gas for the test batches: it skips the node's estimate (on eth-tester a binary search
+# that costs ~80 ms a transaction) and is ample for any batch the tests send.
+TEST_BATCH_GAS = 8_000_000
 
 
 def signer(name: str) -> LocalSigner:
@@ -41,7 +44,7 @@ def facility(name: str) -> bytes:
 def fund(w3: Web3, address: str) -> None:
     """Give an account gas money from the node's unlocked default account (both backends)."""
     tx_hash = w3.eth.send_transaction(
-        {"from": w3.eth.accounts[0], "to": address, "value": 100 * ONE_ETHER}
+        {"from": w3.eth.accounts[0], "to": address, "value": Wei(100 * ONE_ETHER)}
     )
     w3.eth.wait_for_transaction_receipt(tx_hash)
 
@@ -53,9 +56,20 @@ def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
     return reply["result"]
 
 
+_EVENTS_BY_TOPIC: dict[LedgerClient, dict[bytes, Any]] = {}
+
+
+def _events_by_topic(ledger: LedgerClient) -> dict[bytes, Any]:
+    if ledger not in _EVENTS_BY_TOPIC:
+        _EVENTS_BY_TOPIC[ledger] = {
+            bytes(HexBytes(event.topic)): event for event in ledger.contract.all_events()
+        }
+    return _EVENTS_BY_TOPIC[ledger]
+
+
 def ledger_events(ledger: LedgerClient, receipt: TxReceipt) -> list[tuple[str, dict[str, Any]]]:
     """Decode the ledger's logs of a receipt (no eth_getLogs: it is slow on eth-tester)."""
-    by_topic = {bytes(HexBytes(event.topic)): event for event in ledger.contract.all_events()}
+    by_topic = _events_by_topic(ledger)
     decoded: list[tuple[str, dict[str, Any]]] = []
     for log in receipt["logs"]:
         if log["address"] != ledger.address or not log["topics"]:
@@ -90,13 +104,13 @@ class Cast:
 
     def ok(self, *ops: SignedOperation) -> BatchResult:
         """Relay operations in one batch and require every one to be recorded."""
-        result = self.ledger.relay(list(ops))
+        result = self.ledger.relay(list(ops), gas=TEST_BATCH_GAS)
         assert result.failed == {}, result.failed
         return result
 
     def rejected(self, op: SignedOperation) -> LedgerRejected:
         """Relay one operation alone and return the ledger's decoded reason for refusing it."""
-        result = self.ledger.relay([op])
+        result = self.ledger.relay([op], gas=TEST_BATCH_GAS)
         err = result.outcomes[0]
         assert isinstance(err, LedgerRejected), f"expected a rejection, got {err!r}"
         return err
@@ -187,7 +201,20 @@ def build_cast(w3: Web3) -> Cast:
         document_hash=keccak(text="rmap certificate"),
     )
     assert ledger.relay([rmap]).failed == {}
-    return Cast(w3, ledger, governor, relayer, outsider=signer("outsider"), **members)
+    return Cast(
+        w3,
+        ledger,
+        governor,
+        relayer,
+        mine_cd=members["mine_cd"],
+        mine_au=members["mine_au"],
+        recycler=members["recycler"],
+        refiner=members["refiner"],
+        cathode=members["cathode"],
+        cell=members["cell"],
+        auditor=members["auditor"],
+        outsider=signer("outsider"),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,15 @@ _MESSAGES: dict[str, str] = {
     ),
     "LedgerLotNotInTransit": "lot {lot} is not in transit",
     "LedgerNotRecipient": "{account} is not the named recipient of lot {lot}; {recipient} is",
-    "LedgerWrongCounterparty": "the shipment of lot {lot} involves {sender}, not {named}",
+    "LedgerWrongCounterparty": "the shipment of lot {lot} involves {actual}, not {named}",
+    "LedgerLotClosed": "lot {lot} was consumed to zero: it is closed",
+    "LedgerNestedBatch": "a batch cannot contain another batch",
+    "LedgerBatchOutOfGas": (
+        "operation {index} of the batch ran out of gas; send the batch with more gas"
+    ),
+    "LedgerCallFailed": (
+        "the operation reverted without a reason (malformed call data or unknown function)"
+    ),
     "LedgerSelfShipment": "lot {lot} cannot be shipped to its own custodian",
     "LedgerInsufficientQuantity": "lot {lot} holds {remaining} g, fewer than the {needed} g asked",
     "LedgerEmptyOperation": "a transformation needs inputs and outputs; a binding needs inputs",

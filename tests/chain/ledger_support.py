@@ -3,13 +3,14 @@ decoded rejections."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import MISSING, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_keys import keys
 from eth_typing import ChecksumAddress
 from eth_utils import is_address, keccak, to_checksum_address
-from web3 import EthereumTesterProvider, Web3
+from web3 import Web3
 
 from mine2cell.errors import Mine2CellError
 from mine2cell.signing.eip712 import (
@@ -28,7 +29,6 @@ from mine2cell.signing.eip712 import (
 )
 from tests.conftest import Cast, rpc
 
-CO_ORE = 100
 CO_HYDROXIDE = 101
 CO_SULFATE = 102
 LI_CARBONATE = 201
@@ -42,7 +42,10 @@ CUSTODY_ROLES = 1 | 2 | 4 | 8
 ALL_ROLES = 63
 ASSAY = keccak(text="assay bundle")
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def lot_id(name: str) -> LotId:
@@ -116,7 +119,7 @@ def unvalidated(cls: type[T], **values: Any) -> T:
     """An instance of a frozen dataclass built without its __post_init__ checks, to send the
     ledger values the Python side refuses (zero quantities)."""
     item = object.__new__(cls)
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         value = values.pop(f.name) if f.name in values else f.default
         assert value is not MISSING, f"{f.name} is required"
         object.__setattr__(item, f.name, value)
@@ -160,10 +163,12 @@ def event_id_on_chain(cast: Cast, op: Operation) -> EventId:
 
 def pin_next_block_timestamp(w3: Web3) -> int:
     """Fix the timestamp of the next block (a little ahead of the latest one) and return it."""
-    target = int(w3.eth.get_block("latest")["timestamp"]) + 30
-    if isinstance(w3.provider, EthereumTesterProvider):
-        # eth-tester mines a block at the given time; the next one comes one second later.
-        w3.provider.ethereum_tester.time_travel(target - 1)
+    # eth-tester stamps blocks with the wall clock, which may be ahead of the latest block.
+    target = max(int(w3.eth.get_block("latest")["timestamp"]), int(time.time())) + 30
+    tester = getattr(w3.provider, "ethereum_tester", None)
+    if tester is not None:
+        # eth-tester mines a block one second before the given time: the next block gets it.
+        tester.time_travel(target)
     else:
         rpc(w3, "evm_setNextBlockTimestamp", [target])
     return target

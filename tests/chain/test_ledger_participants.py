@@ -7,9 +7,17 @@ import pytest
 from eth_utils import keccak
 
 from mine2cell.chain.ledger import ZERO_ADDRESS, LedgerClient, ParticipantView, Transactor
-from mine2cell.errors import LedgerRejected
+from mine2cell.errors import InvalidInput, LedgerRejected
 from mine2cell.signing.eip712 import Accredit, Certify, Revoke
-from tests.chain.ledger_support import ALL_ROLES, CUSTODY_ROLES, commission, lot_id, reason, ship
+from tests.chain.ledger_support import (
+    ALL_ROLES,
+    CUSTODY_ROLES,
+    commission,
+    lot_id,
+    reason,
+    ship,
+    sign_unvalidated,
+)
 from tests.conftest import MINE, PROCESSOR, RECYCLER, RELAYER, Cast, facility, fund
 
 RMAP = facility("RMAP")
@@ -74,7 +82,11 @@ def test_reaccreditation_keeps_the_index_and_replaces_roles_facility_and_country
         index=before.index, roles=PROCESSOR, country="ZM", facility=facility("LUBUMBASHI-SMELTER")
     )
     [(name, args)] = cast.events(result)
-    assert (name, args["index"], args["roles"]) == ("ParticipantAccredited", before.index, PROCESSOR)
+    assert (name, args["index"], args["roles"]) == (
+        "ParticipantAccredited",
+        before.index,
+        PROCESSOR,
+    )
 
 
 def test_reaccreditation_after_revocation_keeps_the_index(cast: Cast) -> None:
@@ -146,7 +158,18 @@ def test_accredit_accepts_every_defined_role_at_once(cast: Cast) -> None:
 def test_accredit_fails_with_a_country_that_is_not_two_upper_case_letters(
     cast: Cast, country: bytes
 ) -> None:
-    op = cast.sign(
+    # The Python side refuses such a country too; the ledger must hold without it.
+    with pytest.raises(InvalidInput):
+        cast.sign(
+            Accredit,
+            cast.governor,
+            participant=cast.outsider.address,
+            roles=MINE,
+            facility=facility("X"),
+            country=country,
+        )
+    op = sign_unvalidated(
+        cast,
         Accredit,
         cast.governor,
         participant=cast.outsider.address,
@@ -185,7 +208,11 @@ def test_revoke_withdraws_every_role_and_emits_the_previous_roles(cast: Cast) ->
     assert cast.events(result) == [
         (
             "ParticipantRevoked",
-            {"participant": cast.refiner.address, "eventId": op.event_id, "previousRoles": PROCESSOR},
+            {
+                "participant": cast.refiner.address,
+                "eventId": op.event_id,
+                "previousRoles": PROCESSOR,
+            },
         )
     ]
 
@@ -414,4 +441,3 @@ def test_a_participant_accredited_as_relayer_may_submit(cast: Cast) -> None:
 
     assert result.failed == {}
     assert cast.ledger.lot(lot_id("ore")) is not None
-

@@ -32,7 +32,7 @@ from tests.chain.ledger_support import (
     signed_as,
     with_signature,
 )
-from tests.conftest import Cast
+from tests.conftest import TEST_BATCH_GAS, Cast
 
 # -- deadline ------------------------------------------------------------------------------------
 
@@ -50,7 +50,7 @@ def test_operation_fails_after_its_deadline(cast: Cast) -> None:
         document_hash=ASSAY,
     )
 
-    result = cast.ledger.relay([op])
+    result = cast.ledger.relay([op], gas=TEST_BATCH_GAS)
 
     assert reason(result.outcomes[0]) == (
         "LedgerExpiredDeadline",
@@ -126,17 +126,15 @@ def test_receive_signature_cannot_be_submitted_as_another_handoff(
     lot = lot_id("ore")
     cast.ok(commission(cast, lot), ship(cast, lot, cast.mine_cd, cast.refiner))
     accepted = receive(cast, lot, cast.refiner, cast.mine_cd)
-    fields = accepted.operation
+    signed = accepted.operation
     other = as_type(
-        actor=fields.actor,
-        nonce=fields.nonce,
-        deadline=fields.deadline,
+        actor=signed.actor,
+        nonce=signed.nonce,
+        deadline=signed.deadline,
         lot=lot,
         counterparty=cast.mine_cd.address,
     )
-    forged = SignedOperation(
-        other, accepted.signature, other.digest(cast.ledger.domain)
-    )
+    forged = SignedOperation(other, accepted.signature, other.digest(cast.ledger.domain))
 
     assert reason(cast.rejected(forged)) == (
         "LedgerSignerMismatch",
@@ -217,7 +215,7 @@ def test_replayed_operation_fails_with_nonce_used(cast: Cast) -> None:
 def test_operation_twice_in_one_batch_is_recorded_once(cast: Cast) -> None:
     op = commission(cast, lot_id("ore"))
 
-    result = cast.ledger.relay([op, op])
+    result = cast.ledger.relay([op, op], gas=TEST_BATCH_GAS)
 
     assert result.outcomes[0] is None
     assert reason(result.outcomes[1]) == (
@@ -326,7 +324,7 @@ def test_next_nonce_skips_the_used_nonces(cast: Cast) -> None:
     assert fresh.next_nonce(cast.mine_cd.address) == 4
 
 
-def test_next_nonce_starts_after_the_highest_used_nonce_of_the_first_word(cast: Cast) -> None:
+def test_next_nonce_fills_the_lowest_gap_then_skips_used_nonces(cast: Cast) -> None:
     op = sign(
         Commission(
             actor=cast.mine_cd.address,
@@ -344,4 +342,8 @@ def test_next_nonce_starts_after_the_highest_used_nonce_of_the_first_word(cast: 
     )
     cast.ok(op)
 
-    assert LedgerClient(cast.w3, cast.ledger.address).next_nonce(cast.mine_cd.address) == 10
+    fresh = LedgerClient(cast.w3, cast.ledger.address)
+    allocated = [fresh.next_nonce(cast.mine_cd.address) for _ in range(10)]
+
+    # Nonces 0-8 are free, 9 is used: the client hands out 0-8, then goes on after 9.
+    assert allocated == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]

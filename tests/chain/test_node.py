@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from eth_utils import to_checksum_address
 from web3 import Web3
 
 from mine2cell.chain.ledger import LedgerClient, Transactor
@@ -41,4 +42,4 @@ def test_node_killed_after_the_state_interval_keeps_the_ledger(tmp_path: Path) -
         node.kill()
     with DevNode(state_file=state) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
-        assert len(w3.eth.get_code(address)) > 0
+        assert len(w3.eth.get_code(to_checksum_address(address))) > 0

@@ -284,20 +284,20 @@ class LedgerClient:
         return to_checksum_address(self.contract.functions.governor().call())
 
     def next_nonce(self, actor: str) -> int:
-        """Allocate the lowest nonce of ``actor`` not used on chain nor handed out by this client.
+        """Allocate the lowest nonce of ``actor`` that is neither used on chain nor already handed
+        out by this client.
 
         Consecutive nonces share a storage word on chain (256 per word), which keeps them cheap.
         """
         actor = to_checksum_address(actor)
-        nonce = self._next_nonce.get(actor)
-        if nonce is None:
-            word = 0
-            while True:
-                bits = int(self.contract.functions.nonceBitmap(actor, word).call())
-                if bits != 2**256 - 1:
-                    # Start after the highest used bit of the first word that is not full.
-                    nonce = word * 256 + bits.bit_length()
-                    break
-                word += 1
+        start = self._next_nonce.get(actor, 0)
+        word, offset = start >> 8, start & 0xFF
+        while True:
+            bits = int(self.contract.functions.nonceBitmap(actor, word).call())
+            free = ~bits & (2**256 - 1) & ~((1 << offset) - 1)
+            if free:
+                nonce = word * 256 + (free & -free).bit_length() - 1
+                break
+            word, offset = word + 1, 0
         self._next_nonce[actor] = nonce + 1
         return nonce

@@ -85,6 +85,17 @@ def _check_uint(name: str, value: int, maximum: int, *, positive: bool = False) 
         raise InvalidInput(name, f"{value} exceeds the maximum {maximum}")
 
 
+def _address(name: str, value: object) -> ChecksumAddress:
+    try:
+        if isinstance(value, bytes) and len(value) != 20:
+            raise ValueError("wrong length")
+        return to_checksum_address(value)  # type: ignore[type-var]
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            name, f"must be an address (0x followed by 40 hex digits), got {value!r}"
+        ) from None
+
+
 def _check_bytes32(name: str, value: bytes) -> None:
     if not isinstance(value, bytes) or len(value) != 32:
         got = len(value) if isinstance(value, bytes) else type(value).__name__
@@ -169,7 +180,7 @@ class Operation:
     REFERENCED: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "actor", to_checksum_address(self.actor))
+        object.__setattr__(self, "actor", _address("actor", self.actor))
         _check_uint("nonce", self.nonce, 2**256 - 1)
         _check_uint("deadline", self.deadline, 2**256 - 1)
 
@@ -281,12 +292,19 @@ class Operation:
         }
 
 
-def _country(value: str) -> bytes:
-    if len(value) != 2 or not value.isascii() or not value.isalpha() or not value.isupper():
+def _country(value: object) -> bytes:
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    if not (
+        isinstance(text, str)
+        and len(text) == 2
+        and text.isascii()
+        and text.isalpha()
+        and text.isupper()
+    ):
         raise InvalidInput(
             "country", f"must be an ISO 3166-1 alpha-2 code like 'CD', got {value!r}"
         )
-    return value.encode("ascii")
+    return text.encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -307,11 +325,10 @@ class Accredit(Operation):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "participant", to_checksum_address(self.participant))
+        object.__setattr__(self, "participant", _address("participant", self.participant))
         _check_uint("roles", self.roles, 255)
         _check_bytes32("facility", self.facility)
-        if isinstance(self.country, str):
-            object.__setattr__(self, "country", _country(self.country))
+        object.__setattr__(self, "country", _country(self.country))
 
 
 @dataclass(frozen=True)
@@ -326,7 +343,7 @@ class Revoke(Operation):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "participant", to_checksum_address(self.participant))
+        object.__setattr__(self, "participant", _address("participant", self.participant))
 
 
 @dataclass(frozen=True)
@@ -347,7 +364,7 @@ class Certify(Operation):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "participant", to_checksum_address(self.participant))
+        object.__setattr__(self, "participant", _address("participant", self.participant))
         _check_bytes32("scheme", self.scheme)
         _check_uint("valid_until", self.valid_until, UINT64_MAX)
         _check_bytes32("document_hash", self.document_hash)
@@ -398,7 +415,7 @@ class Ship(Operation):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_bytes32("lot", self.lot)
-        object.__setattr__(self, "recipient", to_checksum_address(self.recipient))
+        object.__setattr__(self, "recipient", _address("recipient", self.recipient))
 
 
 @dataclass(frozen=True)
@@ -414,7 +431,7 @@ class _Handoff(Operation):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_bytes32("lot", self.lot)
-        object.__setattr__(self, "counterparty", to_checksum_address(self.counterparty))
+        object.__setattr__(self, "counterparty", _address("counterparty", self.counterparty))
 
 
 @dataclass(frozen=True)
