@@ -223,15 +223,18 @@ def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
             ],
         )
 
+    def hand_off(what: str, name: str, sender: str, recipient: str) -> None:
+        """Ship one lot and have its recipient receive it, each in its own batch."""
+        run.batch(
+            f"ship {what}", [run.sign(Ship, sender, lot=lot(name), recipient=addr[recipient])]
+        )
+        run.batch(
+            f"receive {what}",
+            [run.sign(Receive, recipient, lot=lot(name), counterparty=addr[sender])],
+        )
+
     def to_cathode() -> None:
-        run.batch(
-            "ship cobalt sulfate",
-            [run.sign(Ship, "refiner", lot=lot("co-sulfate-1"), recipient=addr["cathode"])],
-        )
-        run.batch(
-            "receive cobalt sulfate",
-            [run.sign(Receive, "cathode", lot=lot("co-sulfate-1"), counterparty=addr["refiner"])],
-        )
+        hand_off("cobalt sulfate", "co-sulfate-1", "refiner", "cathode")
         run.batch(
             "make NMC cathode material",
             [
@@ -249,14 +252,7 @@ def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
         )
 
     def to_cells() -> None:
-        run.batch(
-            "ship cathode material",
-            [run.sign(Ship, "cathode", lot=lot("cam-nmc-1"), recipient=addr["cell"])],
-        )
-        run.batch(
-            "receive cathode material",
-            [run.sign(Receive, "cell", lot=lot("cam-nmc-1"), counterparty=addr["cathode"])],
-        )
+        hand_off("cathode material", "cam-nmc-1", "cathode", "cell")
 
     def bind() -> None:
         run.passports = [keccak(text=f"{run.run_id}/passport/{i}") for i in range(3)]

@@ -506,17 +506,37 @@ def test_a_country_that_is_not_two_upper_case_letters_is_invalid(country: str) -
     assert excinfo.value.field == "country"
 
 
-@pytest.mark.parametrize("country", [b"CDX", b"C", b"cd", 5], ids=repr)
-def test_a_country_given_as_bytes_is_validated_too(country: Any) -> None:
-    with pytest.raises(InvalidInput):
+@pytest.mark.parametrize("country", [b"CDX", b"C", b"cd", b"C1", 5, None], ids=repr)
+def test_a_country_given_as_bytes_or_another_type_is_validated_too(country: Any) -> None:
+    with pytest.raises(InvalidInput) as excinfo:
         build(Accredit, country=country)
+    assert excinfo.value.field == "country"
 
 
-@pytest.mark.parametrize("name", ["actor", "participant"])
-@pytest.mark.parametrize("value", ["0x1234", b"\x11" * 19, "0x" + "zz" * 20], ids=repr)
-def test_a_malformed_address_is_invalid_input(name: str, value: Any) -> None:
-    with pytest.raises(InvalidInput):
-        build(Revoke, **{name: value})
+def test_a_country_given_as_bytes_is_kept_as_bytes() -> None:
+    assert build(Accredit, country=b"CD").country == build(Accredit, country="CD").country == b"CD"
+
+
+ADDRESS_FIELDS = [
+    (Revoke, "actor"),
+    (Revoke, "participant"),
+    (Accredit, "participant"),
+    (Certify, "participant"),
+    (Ship, "recipient"),
+    (Receive, "counterparty"),
+    (Reject, "counterparty"),
+    (Recall, "counterparty"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name"), ADDRESS_FIELDS, ids=lambda v: getattr(v, "__name__", v))
+@pytest.mark.parametrize(
+    "value", ["0x1234", b"\x11" * 19, b"\x11" * 21, "0x" + "zz" * 20, "11" * 19, 12], ids=repr
+)
+def test_a_malformed_address_is_invalid_input(kind: type[Any], name: str, value: Any) -> None:
+    with pytest.raises(InvalidInput) as excinfo:
+        build(kind, **{name: value})
+    assert excinfo.value.field == name
 
 
 # -- the contract agrees -----------------------------------------------------------------------
