@@ -164,7 +164,9 @@ class LedgerClient:
         )
         self.transactor = transactor
         self.domain = Domain(w3.eth.chain_id, self.address)
-        self._next_nonce: dict[str, int] = {}
+        # Per signer: the nonce word being allocated from, and its bits as known here (used on
+        # chain when read, plus the nonces handed out since).
+        self._next_nonce: dict[str, tuple[int, int]] = {}
 
     @classmethod
     def deploy(cls, w3: Web3, transactor: Transactor, governor: str) -> LedgerClient:
@@ -288,16 +290,20 @@ class LedgerClient:
         out by this client.
 
         Consecutive nonces share a storage word on chain (256 per word), which keeps them cheap.
+        Each word is read from the chain once, when allocation reaches it: nonces another client
+        uses afterwards are not seen (the ledger then rejects the operation with
+        LedgerNonceUsed, and its nonce is never recorded twice).
         """
         actor = to_checksum_address(actor)
-        start = self._next_nonce.get(actor, 0)
-        word, offset = start >> 8, start & 0xFF
-        while True:
-            bits = int(self.contract.functions.nonceBitmap(actor, word).call())
-            free = ~bits & (2**256 - 1) & ~((1 << offset) - 1)
-            if free:
-                nonce = word * 256 + (free & -free).bit_length() - 1
-                break
-            word, offset = word + 1, 0
-        self._next_nonce[actor] = nonce + 1
-        return nonce
+        cached = self._next_nonce.get(actor)
+        word, bits = cached if cached is not None else (0, self._nonce_word(actor, 0))
+        while bits == 2**256 - 1:
+            word += 1
+            bits = self._nonce_word(actor, word)
+        free = ~bits & (2**256 - 1)
+        bit = (free & -free).bit_length() - 1
+        self._next_nonce[actor] = (word, bits | (1 << bit))
+        return word * 256 + bit
+
+    def _nonce_word(self, actor: str, word: int) -> int:
+        return int(self.contract.functions.nonceBitmap(actor, word).call())
