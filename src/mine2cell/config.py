@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     )
     ledger_address: str | None = None
     anvil_path: Path | None = None
+    passphrase: SecretStr | None = Field(
+        default=None, description="Passphrase of the key files (prefer a prompt or a file)"
+    )
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
 
     @property
     def node_state_file(self) -> Path:
