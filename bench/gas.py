@@ -20,6 +20,7 @@ from web3 import Web3
 
 from mine2cell.chain.ledger import LedgerClient, Transactor
 from mine2cell.chain.node import DevNode
+from mine2cell.codes import Role
 from mine2cell.signing.eip712 import (
     Accredit,
     Attest,
@@ -38,9 +39,11 @@ from mine2cell.signing.eip712 import (
     Ship,
     SignedOperation,
     Transform,
+    text32,
 )
 
-MINE, PROCESSOR, CELL_MAKER, AUDITOR, RELAYER = 1, 4, 8, 16, 32
+MINE, PROCESSOR, CELL_MAKER = Role.MINE, Role.PROCESSOR, Role.CELL_MAKER
+AUDITOR, RELAYER = Role.AUDITOR, Role.RELAYER
 BATCHES = (10, 100)
 FIXED_DEADLINE = 4_000_000_000
 OUT = Path(__file__).with_name("gas.md")
@@ -73,7 +76,7 @@ class Bench:
             self.keys["governor"],
             participant=self.keys[name].address,
             roles=roles,
-            facility=name.upper().encode()[:32].ljust(32, b"\0"),
+            facility=text32(name.upper()[:32]),
             country="FI",
         )
 

@@ -16,6 +16,7 @@ from web3.types import RPCEndpoint, TxReceipt, Wei
 
 from mine2cell.chain.ledger import BatchResult, LedgerClient, Transactor
 from mine2cell.chain.node import DevNode
+from mine2cell.codes import Role
 from mine2cell.errors import LedgerRejected
 from mine2cell.signing.eip712 import (
     Accredit,
@@ -23,9 +24,11 @@ from mine2cell.signing.eip712 import (
     LocalSigner,
     Operation,
     SignedOperation,
+    text32,
 )
 
-MINE, RECYCLER, PROCESSOR, CELL_MAKER, AUDITOR, RELAYER = 1, 2, 4, 8, 16, 32
+# Plain ints: some tests build operations without the dataclasses' checks and conversions.
+MINE, RECYCLER, PROCESSOR, CELL_MAKER, AUDITOR, RELAYER = (int(role) for role in Role)
 ONE_ETHER = 10**18
 # Explicit gas for the test batches: it skips the node's estimate (on eth-tester a binary search
 # that costs ~80 ms a transaction) and is ample for any batch the tests send.
@@ -38,7 +41,7 @@ def signer(name: str) -> LocalSigner:
 
 
 def facility(name: str) -> bytes:
-    return name.encode().ljust(32, b"\0")
+    return text32(name)
 
 
 def fund(w3: Web3, address: str) -> None:

@@ -24,6 +24,7 @@ from web3.types import RPCEndpoint
 
 from mine2cell.chain.ledger import LedgerClient, Transactor
 from mine2cell.chain.node import DevNode, connect
+from mine2cell.codes import Feedstock, Role
 from mine2cell.config import Settings
 from mine2cell.errors import NodeError
 from mine2cell.materials import describe, material
@@ -42,11 +43,13 @@ from mine2cell.signing.eip712 import (
     Ship,
     SignedOperation,
     Transform,
+    text32,
 )
 from mine2cell.units import format_mass
 
-MINE, RECYCLER, PROCESSOR, CELL_MAKER, AUDITOR, RELAYER = 1, 2, 4, 8, 16, 32
-PRIMARY, PRE_CONSUMER, POST_CONSUMER = 0, 1, 2
+MINE, RECYCLER, PROCESSOR = Role.MINE, Role.RECYCLER, Role.PROCESSOR
+CELL_MAKER, AUDITOR, RELAYER = Role.CELL_MAKER, Role.AUDITOR, Role.RELAYER
+PRIMARY, POST_CONSUMER = Feedstock.PRIMARY, Feedstock.POST_CONSUMER
 TONNE = 1_000_000  # grams
 KG = 1_000
 GAS_FUNDS_WEI = 10**22  # dev node only: gas money for the governor and the relayer
@@ -71,13 +74,6 @@ CAST: tuple[Member, ...] = (
     Member("cell", "Skelleftea cell factory", CELL_MAKER, "SE-SKELLEFTEA-1", "SE"),
     Member("auditor", "Antwerp battery audit", AUDITOR, "BE-ANTWERP-AUD-1", "BE"),
 )
-
-
-def _bytes32(text: str) -> bytes:
-    raw = text.encode()
-    if len(raw) > 32:
-        raise ValueError(f"{text!r} is longer than 32 bytes")
-    return raw.ljust(32, b"\0")
 
 
 @dataclass
@@ -139,7 +135,7 @@ def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
                 "governor",
                 participant=addr[m.key],
                 roles=m.roles,
-                facility=_bytes32(m.facility),
+                facility=text32(m.facility),
                 country=m.country,
             )
             for m in CAST
@@ -149,7 +145,7 @@ def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
                 Certify,
                 "governor",
                 participant=addr[who],
-                scheme=_bytes32(scheme),
+                scheme=text32(scheme),
                 valid_until=int(time.time()) + 365 * 86400,
                 document_hash=keccak(text=f"{run.run_id}/{who}/{scheme} certificate"),
             )
@@ -319,7 +315,7 @@ def _bootstrap(w3: Web3, console: Console) -> DemoRun:
             governor,
             participant=keys["relayer"].address,
             roles=RELAYER,
-            facility=_bytes32("mine2cell relay"),
+            facility=text32("mine2cell relay"),
             country="BE",
         )
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mine2cell.codes import role_names
+
 
 class Mine2CellError(Exception):
     """Root of every error mine2cell raises on purpose."""
@@ -101,13 +103,6 @@ _MESSAGES: dict[str, str] = {
         "{account} may not correct event {target}: only its author (with proof) or an auditor may"
     ),
 }
-
-ROLE_NAMES = ("MINE", "RECYCLER", "PROCESSOR", "CELL_MAKER", "AUDITOR", "RELAYER")
-
-
-def role_names(mask: int) -> str:
-    names = [name for bit, name in enumerate(ROLE_NAMES) if mask & (1 << bit)]
-    return ", ".join(names) if names else "no role"
 
 
 class LedgerRejected(Mine2CellError):

@@ -8,6 +8,7 @@ eth-account's encoder for every type. The type strings must match contracts/Ledg
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import IntEnum, IntFlag
 from typing import Any, ClassVar, NewType
 
 from eth_abi import encode as abi_encode
@@ -96,6 +97,15 @@ def _address(name: str, value: object) -> ChecksumAddress:
         ) from None
 
 
+def text32(text: str, field: str = "text") -> bytes:
+    """A short text (a facility id, a certification scheme) as the bytes32 the ledger stores:
+    UTF-8, padded with zeros on the right."""
+    raw = text.encode()
+    if len(raw) > 32:
+        raise InvalidInput(field, f"{text!r} is {len(raw)} bytes long; at most 32 fit")
+    return raw.ljust(32, b"\0")
+
+
 def _check_bytes32(name: str, value: bytes) -> None:
     if not isinstance(value, bytes) or len(value) != 32:
         got = len(value) if isinstance(value, bytes) else type(value).__name__
@@ -180,6 +190,12 @@ class Operation:
     REFERENCED: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
+        for py_name, _, sol_type in self.FIELDS:
+            value = getattr(self, py_name)
+            if sol_type.startswith("uint") and isinstance(value, IntEnum | IntFlag):
+                # Codes (Role, Feedstock) are stored as plain integers: web3 would take an
+                # IntFlag, which is iterable, for a sequence.
+                object.__setattr__(self, py_name, int(value))
         object.__setattr__(self, "actor", _address("actor", self.actor))
         _check_uint("nonce", self.nonce, 2**256 - 1)
         _check_uint("deadline", self.deadline, 2**256 - 1)
