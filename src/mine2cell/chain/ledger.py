@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
+from eth_utils.abi import collapse_if_tuple, function_abi_to_4byte_selector
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -26,6 +29,46 @@ DEFAULT_VALIDITY_SECONDS = 3600
 # Headroom over the node's gas estimate: the estimate is exact for the state it ran on, and a
 # batch may land on a slightly different one.
 GAS_MARGIN_PERCENT = 20
+
+# Upper bounds of the gas one operation uses inside a batch, for its execution when every slot it
+# touches is cold, with room to spare (measured figures in bench/gas.md; tests/chain/
+# test_gas_bounds.py checks each bound against a cold run). Gas that is not used is not paid for:
+# the bounds only decide how many operations fit in one batch.
+_EXECUTION_GAS: dict[str, int] = {
+    "accredit": 130_000,
+    "revoke": 50_000,
+    "certify": 110_000,
+    "commission": 110_000,
+    "ship": 60_000,
+    "receiveLot": 60_000,
+    "reject": 60_000,
+    "recall": 60_000,
+    "transform": 50_000,
+    "bindPassport": 80_000,
+    "correct": 50_000,
+    "attest": 60_000,
+}
+_GAS_PER_INPUT = 35_000
+_GAS_PER_OUTPUT = 60_000
+_GAS_PER_CORRECTIVE = 2_000
+# Per operation in a batch: the delegatecall, copying its call data, and an OperationFailed log
+# with the reason should it fail.
+_BATCH_GAS_PER_OPERATION = 8_000
+# Per batch: the transaction itself and the relay's entry checks.
+BATCH_BASE_GAS = 21_000 + 15_000
+# Call data costs at most 16 gas a byte (EIP-2028); counting every byte as non-zero bounds it.
+_GAS_PER_CALLDATA_BYTE = 16
+
+
+def operation_gas_bound(op: Operation, calldata_size: int) -> int:
+    """Gas that operation ``op`` (ABI-encoded in ``calldata_size`` bytes) adds to a batch, at
+    most."""
+    gas = _EXECUTION_GAS[op.FUNCTION] + _BATCH_GAS_PER_OPERATION
+    gas += _GAS_PER_CALLDATA_BYTE * (calldata_size + 64)  # + offset and length words in bytes[]
+    gas += _GAS_PER_INPUT * len(getattr(op, "inputs", ()))
+    gas += _GAS_PER_OUTPUT * len(getattr(op, "outputs", ()))
+    gas += _GAS_PER_CORRECTIVE * len(getattr(op, "corrective", ()))
+    return gas
 
 
 class Transactor:
@@ -46,7 +89,9 @@ class Transactor:
     def resync_nonce(self) -> None:
         self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
 
-    def _fees(self) -> tuple[int, int]:
+    def fees(self) -> tuple[int, int]:
+        """EIP-1559 (max fee, priority fee) for a transaction sent now: room for the base fee to
+        double before it is mined."""
         base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
         tip = self.w3.eth.max_priority_fee
         return 2 * base + tip, tip
@@ -63,26 +108,42 @@ class Transactor:
                 raise decoded from exc
             raise
 
-    def send(self, to: ChecksumAddress | None, data: bytes, gas: int | None = None) -> TxReceipt:
-        if gas is None:
-            gas = self.estimate(to, data) * (100 + GAS_MARGIN_PERCENT) // 100
-        if self._nonce is None:
-            self.resync_nonce()
-        assert self._nonce is not None
-        max_fee, tip = self._fees()
+    def sign_transaction(
+        self,
+        to: ChecksumAddress | None,
+        data: bytes,
+        *,
+        gas: int,
+        nonce: int,
+        max_fee: int,
+        priority_fee: int,
+    ) -> tuple[bytes, bytes]:
+        """Sign an EIP-1559 transaction; return (hash, raw bytes). Nothing is sent."""
         tx: dict[str, Any] = {
             "chainId": self._chain_id,
-            "nonce": self._nonce,
+            "nonce": nonce,
             "gas": gas,
             "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": tip,
+            "maxPriorityFeePerGas": priority_fee,
             "data": data,
             "value": 0,
             "type": 2,
         }
         if to is not None:
             tx["to"] = to
-        raw = self._account.sign_transaction(tx).raw_transaction
+        signed = self._account.sign_transaction(tx)
+        return bytes(signed.hash), bytes(signed.raw_transaction)
+
+    def send(self, to: ChecksumAddress | None, data: bytes, gas: int | None = None) -> TxReceipt:
+        if gas is None:
+            gas = self.estimate(to, data) * (100 + GAS_MARGIN_PERCENT) // 100
+        if self._nonce is None:
+            self.resync_nonce()
+        assert self._nonce is not None
+        max_fee, tip = self.fees()
+        _, raw = self.sign_transaction(
+            to, data, gas=gas, nonce=self._nonce, max_fee=max_fee, priority_fee=tip
+        )
         try:
             tx_hash = self.w3.eth.send_raw_transaction(raw)
         except Exception as exc:
@@ -94,14 +155,16 @@ class Transactor:
         self._nonce += 1
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.02)
         if receipt["status"] != 1:
-            raise self._failure(tx, receipt)
+            raise self._failure(to, data, gas, receipt)
         return receipt
 
-    def _failure(self, tx: dict[str, Any], receipt: TxReceipt) -> Mine2CellError:
+    def _failure(
+        self, to: ChecksumAddress | None, data: bytes, gas: int, receipt: TxReceipt
+    ) -> Mine2CellError:
         # Replay the call at the failed block to learn the reason.
-        call: TxParams = {"from": self.address, "data": HexBytes(tx["data"]), "gas": tx["gas"]}
-        if "to" in tx:
-            call["to"] = tx["to"]
+        call: TxParams = {"from": self.address, "data": HexBytes(data), "gas": gas}
+        if to is not None:
+            call["to"] = to
         try:
             self.w3.eth.call(call, receipt["blockNumber"] - 1)
         except Exception as exc:
@@ -110,8 +173,19 @@ class Transactor:
                 return decoded
         return TransactionFailed(
             f"transaction 0x{bytes(receipt['transactionHash']).hex()} failed "
-            f"(gas used {receipt['gasUsed']} of {tx['gas']})"
+            f"(gas used {receipt['gasUsed']} of {gas})"
         )
+
+
+@functools.cache
+def _function_signatures() -> dict[str, tuple[bytes, list[str]]]:
+    """Per ledger function: its selector and its argument types as eth-abi writes them."""
+    signatures: dict[str, tuple[bytes, list[str]]] = {}
+    for item in load_artifact("Ledger").abi:
+        if item.get("type") == "function":
+            types = [collapse_if_tuple(dict(arg)) for arg in item.get("inputs", [])]
+            signatures[item["name"]] = (function_abi_to_4byte_selector(item), types)  # type: ignore[arg-type]
+    return signatures
 
 
 @dataclass(frozen=True)
@@ -136,6 +210,39 @@ class ParticipantView:
     @property
     def accredited(self) -> bool:
         return self.roles != 0
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Where an operation's event is on chain."""
+
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+
+
+def _topic(value: bytes | str) -> str:
+    raw = bytes(HexBytes(value)) if isinstance(value, str) else value
+    return "0x" + raw.rjust(32, b"\0").hex()
+
+
+# Per operation type: the event it emits and its indexed topics (None: any), by which its event id
+# is found in the logs. Hand-offs carry the event id in the data rather than in a topic.
+_RECORD_TOPICS: dict[str, tuple[str, Callable[[Any, bytes], list[bytes | str | None]]]] = {
+    "Accredit": ("ParticipantAccredited", lambda op, eid: [op.participant, eid]),
+    "Revoke": ("ParticipantRevoked", lambda op, eid: [op.participant, eid]),
+    "Certify": ("CertificationRecorded", lambda op, eid: [op.participant, op.scheme, eid]),
+    "Commission": ("LotCommissioned", lambda op, eid: [op.lot, op.actor, eid]),
+    "Ship": ("LotShipped", lambda op, eid: [op.lot, op.actor, op.recipient]),
+    "Receive": ("LotReceived", lambda op, eid: [op.lot, op.counterparty, op.actor]),
+    "Reject": ("ShipmentRejected", lambda op, eid: [op.lot, op.counterparty, op.actor]),
+    "Recall": ("ShipmentRecalled", lambda op, eid: [op.lot, op.actor, op.counterparty]),
+    "Transform": ("LotsTransformed", lambda op, eid: [eid, op.actor]),
+    "BindPassport": ("PassportBound", lambda op, eid: [op.passport, eid, op.actor]),
+    "Correct": ("EventCorrected", lambda op, eid: [op.target, eid, op.actor]),
+    "Attest": ("PassportAttested", lambda op, eid: [op.passport, eid, op.actor]),
+}
+_EVENT_ID_IN_DATA = {"Ship", "Receive", "Reject", "Recall"}
 
 
 @dataclass(frozen=True)
@@ -202,7 +309,14 @@ class LedgerClient:
         args: list[Any] = [op.as_tuple(), signed.signature.as_tuple()]
         if op.FUNCTION == "correct":
             args.append(proof)
-        return bytes(HexBytes(self.contract.encode_abi(op.FUNCTION, args=args)))
+        return self._encode_call(op.FUNCTION, args)
+
+    def _encode_call(self, function: str, args: list[Any]) -> bytes:
+        # eth-abi directly: web3's encode_abi re-resolves the function in the ABI and validates
+        # every argument on each call, about 5 ms an operation (measured), which the relay's
+        # intake cannot afford.
+        selector, types = _function_signatures()[function]
+        return selector + abi_encode(types, args)
 
     def _require_transactor(self) -> Transactor:
         if self.transactor is None:
@@ -214,7 +328,7 @@ class LedgerClient:
         return self._require_transactor().send(self.address, self.calldata(signed, proof))
 
     def relay_calldata(self, calls: Sequence[bytes]) -> bytes:
-        return bytes(HexBytes(self.contract.encode_abi("relay", args=[list(calls)])))
+        return self._encode_call("relay", [list(calls)])
 
     def simulate(self, batch: Sequence[SignedOperation | bytes]) -> list[Mine2CellError | None]:
         """Run a batch with eth_call: per operation None (would be recorded) or why it would not."""
@@ -238,16 +352,24 @@ class LedgerClient:
         transactor = self._require_transactor()
         data = self.relay_calldata([self._as_call(item) for item in batch])
         receipt = transactor.send(self.address, data, gas)
-        outcomes: list[Mine2CellError | None] = [None] * len(batch)
+        return BatchResult(
+            bytes(receipt["transactionHash"]),
+            receipt["blockNumber"],
+            receipt["gasUsed"],
+            self.outcomes(receipt, len(batch)),
+        )
+
+    def outcomes(self, receipt: TxReceipt, size: int) -> list[Mine2CellError | None]:
+        """Per operation of a mined batch of ``size``: None (recorded) or the decoded reason the
+        ledger logged for rolling it back."""
+        outcomes: list[Mine2CellError | None] = [None] * size
         failed_event = self.contract.events.OperationFailed()
         topic = bytes(HexBytes(failed_event.topic))
         for log in receipt["logs"]:
             if log["address"] == self.address and log["topics"] and log["topics"][0] == topic:
                 event = failed_event.process_log(log)
                 outcomes[event["args"]["index"]] = decode_revert(bytes(event["args"]["reason"]))
-        return BatchResult(
-            bytes(receipt["transactionHash"]), receipt["blockNumber"], receipt["gasUsed"], outcomes
-        )
+        return outcomes
 
     def _as_call(self, item: SignedOperation | bytes) -> bytes:
         return item if isinstance(item, bytes) else self.calldata(item)
@@ -304,6 +426,34 @@ class LedgerClient:
         bit = (free & -free).bit_length() - 1
         self._next_nonce[actor] = (word, bits | (1 << bit))
         return word * 256 + bit
+
+    def find_recorded(self, signed: SignedOperation, from_block: int = 0) -> Recorded | None:
+        """Where the ledger recorded this exact operation (by its event id), or None.
+
+        Used when an operation's nonce turns out to be used: either this operation was recorded
+        (by this relay before a crash, or by another one) or a different operation of the same
+        signer took the nonce.
+        """
+        op = signed.operation
+        name, topics_of = _RECORD_TOPICS[op.PRIMARY]
+        event = getattr(self.contract.events, name)()
+        topics: list[str | None] = [str(HexBytes(event.topic).to_0x_hex())]
+        topics += [None if t is None else _topic(t) for t in topics_of(op, signed.event_id)]
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": from_block,
+                "toBlock": "latest",
+                "topics": topics,
+            }
+        )
+        for log in logs:
+            if op.PRIMARY in _EVENT_ID_IN_DATA and bytes(log["data"]) != signed.event_id:
+                continue
+            return Recorded(
+                bytes(log["transactionHash"]), int(log["blockNumber"]), bytes(log["blockHash"])
+            )
+        return None
 
     def _nonce_word(self, actor: str, word: int) -> int:
         return int(self.contract.functions.nonceBitmap(actor, word).call())

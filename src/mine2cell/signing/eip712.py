@@ -171,6 +171,9 @@ def _hash_array(items: tuple[Input, ...] | tuple[Output, ...]) -> bytes:
     return keccak(b"".join(item.struct_hash() for item in items))
 
 
+_TYPEHASHES: dict[type[Operation], bytes] = {}
+
+
 @dataclass(frozen=True)
 class Operation:
     """Base of every signed ledger operation: the signer, a nonce and a deadline (unix seconds).
@@ -208,7 +211,10 @@ class Operation:
 
     @classmethod
     def typehash(cls) -> bytes:
-        return keccak(text=cls.type_string())
+        cached = _TYPEHASHES.get(cls)
+        if cached is None:
+            cached = _TYPEHASHES[cls] = keccak(text=cls.type_string())
+        return cached
 
     def _encoded_fields(self) -> tuple[list[str], list[Any]]:
         types = ["bytes32", "address", "uint256", "uint256"]

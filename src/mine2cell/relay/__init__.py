@@ -1,0 +1,1 @@
+"""The relay: outbox -> simulate -> batch -> submit -> confirm."""

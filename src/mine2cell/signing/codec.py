@@ -1,0 +1,205 @@
+"""Signed operations as JSON documents, the form in which they travel between machines.
+
+A document is what a wallet or another tool produces with ``eth_signTypedData_v4``: the EIP-712
+primary type, the message (field names as in the Solidity structs, numbers as integers or
+decimal strings, bytes as 0x-hex) and the 65-byte signature (r, s, v) as 0x-hex. A correction by
+its author also carries ``proof``: the ``encodeData`` of the event it corrects.
+
+    {"type": "Ship",
+     "message": {"actor": "0x..", "nonce": 7, "deadline": 1795000000,
+                 "lot": "0x..(32 bytes)", "recipient": "0x.."},
+     "signature": "0x..(65 bytes)"}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from mine2cell.errors import InvalidInput
+from mine2cell.signing.eip712 import (
+    OPERATION_TYPES,
+    Domain,
+    Input,
+    Operation,
+    Output,
+    Signature,
+    SignedOperation,
+)
+
+OPERATIONS_BY_TYPE: dict[str, type[Operation]] = {op.PRIMARY: op for op in OPERATION_TYPES}
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _json_value(value: Any, sol_type: str) -> Any:
+    if sol_type == "Input[]":
+        return [{"lot": _hex(i.lot), "quantity": i.quantity} for i in value]
+    if sol_type == "Output[]":
+        return [
+            {
+                "lot": _hex(o.lot),
+                "material": o.material,
+                "quantity": o.quantity,
+                "documentHash": _hex(o.document_hash),
+            }
+            for o in value
+        ]
+    if sol_type == "bytes32[]":
+        return [_hex(item) for item in value]
+    if isinstance(value, bytes):
+        return _hex(value)
+    if isinstance(value, int) and value > 2**53:
+        return str(value)  # beyond what JSON numbers hold exactly in most readers
+    return value
+
+
+def to_document(signed: SignedOperation, proof: bytes = b"") -> dict[str, Any]:
+    """The JSON form of a signed operation (see the module docstring)."""
+    op = signed.operation
+    message: dict[str, Any] = {
+        "actor": op.actor,
+        "nonce": _json_value(op.nonce, "uint256"),
+        "deadline": _json_value(op.deadline, "uint256"),
+    }
+    for py_name, sol_name, sol_type in op.FIELDS:
+        message[sol_name] = _json_value(getattr(op, py_name), sol_type)
+    sig = signed.signature
+    document: dict[str, Any] = {
+        "type": op.PRIMARY,
+        "message": message,
+        "signature": _hex(sig.r + sig.s + bytes([sig.v])),
+        "eventId": _hex(signed.event_id),
+    }
+    if proof:
+        document["proof"] = _hex(proof)
+    return document
+
+
+def parse_hex(field: str, value: object, length: int | None = None) -> bytes:
+    """0x-prefixed hex of ``length`` bytes (any length if None), else InvalidInput on ``field``."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise InvalidInput(field, f"must be 0x-prefixed hex, got {value!r}")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise InvalidInput(field, f"is not valid hex: {value!r}") from None
+    if length is not None and len(raw) != length:
+        raise InvalidInput(field, f"must be {length} bytes, got {len(raw)}")
+    return raw
+
+
+def _int(field: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput(field, "must be an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, str) and value.startswith("0x"):
+        return int.from_bytes(parse_hex(field, value), "big")
+    raise InvalidInput(field, f"must be an integer (a number or a decimal string), got {value!r}")
+
+
+def _address(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be an address string, got {type(value).__name__}")
+    try:
+        return to_checksum_address(value)
+    except ValueError:
+        raise InvalidInput(
+            field, f"must be an address (0x and 40 hex digits), got {value!r}"
+        ) from None
+
+
+def _items(field: str, value: object) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidInput(field, "must be a list of objects")
+    return value
+
+
+def _python_value(field: str, value: object, sol_type: str) -> Any:
+    if sol_type == "address":
+        return _address(field, value)
+    if sol_type == "bytes32":
+        return parse_hex(field, value, 32)
+    if sol_type == "bytes2":
+        return parse_hex(field, value, 2) if isinstance(value, str) and value[:2] == "0x" else value
+    if sol_type.startswith("uint"):
+        return _int(field, value)
+    if sol_type == "bytes32[]":
+        if not isinstance(value, list):
+            raise InvalidInput(field, "must be a list of 0x-hex bytes32")
+        return tuple(parse_hex(f"{field}[{i}]", item, 32) for i, item in enumerate(value))
+    if sol_type == "Input[]":
+        return tuple(
+            Input(
+                parse_hex(f"{field}[{i}].lot", item.get("lot"), 32),  # type: ignore[arg-type]
+                _int(f"{field}[{i}].quantity", item.get("quantity")),
+            )
+            for i, item in enumerate(_items(field, value))
+        )
+    if sol_type == "Output[]":
+        return tuple(
+            Output(
+                parse_hex(f"{field}[{i}].lot", item.get("lot"), 32),  # type: ignore[arg-type]
+                _int(f"{field}[{i}].material", item.get("material")),
+                _int(f"{field}[{i}].quantity", item.get("quantity")),
+                parse_hex(f"{field}[{i}].documentHash", item.get("documentHash"), 32),
+            )
+            for i, item in enumerate(_items(field, value))
+        )
+    raise AssertionError(f"unhandled type {sol_type}")  # pragma: no cover - FIELDS are fixed
+
+
+def from_document(document: object, domain: Domain) -> tuple[SignedOperation, bytes]:
+    """Parse a signed-operation document into the operation and its correction proof (empty when
+    absent). The event id is computed for ``domain``; a document's own ``eventId`` is only
+    compared with it. Raises InvalidInput naming the field at fault."""
+    if not isinstance(document, dict):
+        raise InvalidInput("document", "must be a JSON object with type, message and signature")
+    kind = document.get("type")
+    op_type = OPERATIONS_BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if op_type is None:
+        known = ", ".join(OPERATIONS_BY_TYPE)
+        raise InvalidInput("type", f"{kind!r} is not an operation type; one of {known}")
+    message = document.get("message")
+    if not isinstance(message, dict):
+        raise InvalidInput("message", "must be an object with the operation's fields")
+    expected = {"actor", "nonce", "deadline"} | {sol for _, sol, _ in op_type.FIELDS}
+    missing = sorted(expected - message.keys())
+    if missing:
+        raise InvalidInput(f"message.{missing[0]}", f"is missing from the {kind} message")
+    unknown = sorted(message.keys() - expected)
+    if unknown:
+        raise InvalidInput(f"message.{unknown[0]}", f"is not a field of {kind}")
+    values: dict[str, Any] = {
+        "actor": _address("message.actor", message["actor"]),
+        "nonce": _int("message.nonce", message["nonce"]),
+        "deadline": _int("message.deadline", message["deadline"]),
+    }
+    for py_name, sol_name, sol_type in op_type.FIELDS:
+        values[py_name] = _python_value(f"message.{sol_name}", message[sol_name], sol_type)
+    try:
+        op = op_type(**values)
+    except InvalidInput as exc:
+        raise InvalidInput(f"message.{exc.field}", exc.problem) from None
+    raw_sig = parse_hex("signature", document.get("signature"), 65)
+    v = raw_sig[64] if raw_sig[64] >= 27 else raw_sig[64] + 27
+    signature = Signature(v, raw_sig[:32], raw_sig[32:64])
+    proof = b""
+    if "proof" in document:
+        if op_type.PRIMARY != "Correct":
+            raise InvalidInput("proof", "only a Correct operation carries an authorship proof")
+        proof = parse_hex("proof", document["proof"])
+    event_id = op.digest(domain)
+    if "eventId" in document and parse_hex("eventId", document["eventId"], 32) != event_id:
+        raise InvalidInput(
+            "eventId",
+            f"does not match the operation's digest for this ledger (0x{event_id.hex()}): "
+            "the operation was prepared for another chain or ledger address",
+        )
+    return SignedOperation(op, signature, event_id), proof
