@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from eth_utils import keccak
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mine2cell import __version__
 from mine2cell.chain.artifacts import load_artifact
+from mine2cell.codes import Role
 from mine2cell.config import Settings
+from mine2cell.csv_import import RowResult, parse_feedstock, parse_material, read_rows, run_import
 from mine2cell.errors import InvalidInput, Mine2CellError
+from mine2cell.ids import parse_id, show_id
+from mine2cell.materials import describe
+from mine2cell.relay import intake
+from mine2cell.relay.outbox import Accepted, OperationStatus, State
+from mine2cell.service import Service
+from mine2cell.signing.codec import parse_hex
+from mine2cell.signing.eip712 import Input, LotId, Output, text32
 from mine2cell.signing.keystore import Keystore, parse_private_key
+from mine2cell.units import format_mass, parse_mass
 
 app = typer.Typer(
     name="mine2cell",
@@ -22,8 +39,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,
@@ -65,8 +82,6 @@ def demo(data_dir: DataDir = None, rpc_url: RpcUrl = None) -> None:
 @app.command()
 def contract() -> None:
     """Show how the shipped ledger contract was built (compare with a deployed one)."""
-    from eth_utils import keccak
-
     artifact = load_artifact("Ledger")
     console.print(f"contract        {artifact.contract_name}")
     console.print(f"compiler        {artifact.compiler_version}")
@@ -182,6 +197,612 @@ def keys_address(
     settings = _settings(data_dir, None)
     try:
         console.print(_keystore(settings).entry(name).address, highlight=False)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+# -- participants' commands ---------------------------------------------------------------------
+
+Ledger = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger", help="Ledger contract address (default: the one remembered for the chain)."
+    ),
+]
+As = Annotated[
+    str, typer.Option("--as", help="Name of the key file that signs (see `mine2cell keys list`).")
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Wait = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="Wait until the operation is confirmed or rejected (default), or return once it is "
+        "safely queued.",
+    ),
+]
+
+
+@dataclass
+class _Options:
+    data_dir: Path | None
+    rpc_url: str | None
+    ledger: str | None
+    passphrase_file: Path | None
+    json: bool
+    wait: bool = True
+
+    def settings(self) -> Settings:
+        settings = _settings(self.data_dir, self.rpc_url)
+        if self.ledger is not None:
+            settings = settings.model_copy(update={"ledger_address": self.ledger})
+        return settings
+
+
+@contextmanager
+def _service(opts: _Options) -> Iterator[Service]:
+    settings = opts.settings()
+    with Service(
+        settings,
+        passphrase=lambda: _passphrase(settings, opts.passphrase_file, confirm=False),
+        notify=lambda message: err_console.print(message, highlight=False),
+    ) as service:
+        yield service
+
+
+def _print_statuses(service: Service, statuses: list[OperationStatus], *, as_json: bool) -> None:
+    head = service.w3.eth.block_number
+    if as_json:
+        payload = [s.as_json(head) for s in statuses]
+        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        return
+    for s in statuses:
+        line = f"{s.state.value:<9} {s.kind:<12} event 0x{s.event_id.hex()}"
+        if s.state is State.CONFIRMED and s.block_number is not None:
+            n = s.confirmations(head)
+            line += f"  block {s.block_number} ({n} confirmation{'' if n == 1 else 's'})"
+        if s.tx_hash is not None:
+            line += f"  tx 0x{s.tx_hash.hex()}"
+        console.print(line, highlight=False)
+        if s.state is State.REJECTED:
+            console.print(f"          {s.reason}", highlight=False)
+
+
+def _operate(opts: _Options, action: Callable[[Service], Accepted]) -> None:
+    """Sign and queue one operation, wait for it unless told not to, print where it is; exit 1
+    when it was refused or rejected."""
+    try:
+        with _service(opts) as service:
+            accepted = action(service)
+            statuses = (service.settle([accepted.event_id]) if opts.wait else {}) or {
+                accepted.event_id: accepted.status
+            }
+            status = statuses.get(accepted.event_id) or service.outbox.status(accepted.event_id)
+            assert status is not None
+            _print_statuses(service, [status], as_json=opts.json)
+            if status.state is State.REJECTED:
+                raise typer.Exit(code=1)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+def _document_hash(document: Path | None, document_hash: str | None) -> bytes:
+    if document is not None and document_hash is not None:
+        raise InvalidInput("document", "give either --document or --document-hash, not both")
+    if document is not None:
+        try:
+            return keccak(document.read_bytes())
+        except OSError as exc:
+            raise InvalidInput("document", f"cannot read {document}: {exc.strerror}") from None
+    if document_hash is not None:
+        return parse_hex("document-hash", document_hash, 32)
+    return bytes(32)
+
+
+def _input(text: str, field: str = "inputs") -> Input:
+    lot, sep, quantity = text.rpartition("=")
+    if not sep or not lot:
+        raise InvalidInput(field, f"{text!r}: write LOT=QUANTITY, e.g. KOL-0042=12.5t")
+    return Input(LotId(parse_id(lot, field)), parse_mass(quantity, field))
+
+
+def _output(text: str) -> Output:
+    lot, sep, rest = text.rpartition("=")
+    mat, colon, quantity = rest.partition(":")
+    if not sep or not lot or not colon:
+        raise InvalidInput(
+            "outputs", f"{text!r}: write LOT=MATERIAL:QUANTITY, e.g. SULF-7=co-sulfate:20t"
+        )
+    return Output(
+        LotId(parse_id(lot, "outputs")), parse_material(mat), parse_mass(quantity, "outputs")
+    )
+
+
+DocumentFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--document",
+        help="File whose keccak-256 hash is recorded (assay, bill...).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+DocumentHash = Annotated[
+    str | None, typer.Option("--document-hash", help="The hash itself: 0x and 64 hex digits.")
+]
+Footprint = Annotated[
+    str, typer.Option("--footprint", help="Carbon footprint of this step, as CO2e mass: 9.6t.")
+]
+
+lot_app = typer.Typer(help="Commission, ship, receive and transform lots.", no_args_is_help=True)
+app.add_typer(lot_app, name="lot")
+passport_app = typer.Typer(help="Bind battery passports to material.", no_args_is_help=True)
+app.add_typer(passport_app, name="passport")
+participant_app = typer.Typer(
+    help="The governor accredits, revokes and certifies participants.", no_args_is_help=True
+)
+app.add_typer(participant_app, name="participant")
+
+
+@lot_app.command("commission")
+def lot_commission(
+    lot: Annotated[str, typer.Argument(help="Lot number, URI or 0x id.")],
+    as_: As,
+    material_: Annotated[
+        str, typer.Option("--material", help="Material key or code, e.g. co-hydroxide or 101.")
+    ],
+    quantity: Annotated[str, typer.Option("--quantity", help="Mass with a unit: 12.5t, 800kg.")],
+    feedstock: Annotated[
+        str, typer.Option("--feedstock", help="primary, pre-consumer or post-consumer.")
+    ] = "primary",
+    footprint: Footprint = "0g",
+    document: DocumentFile = None,
+    document_hash: DocumentHash = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """A mine (primary) or a recycler (recycled feedstock) records a new lot."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+    _operate(
+        opts,
+        lambda s: s.client(as_).commission(
+            parse_id(lot),
+            material=parse_material(material_),
+            quantity=parse_mass(quantity),
+            feedstock=parse_feedstock(feedstock),
+            footprint=parse_mass(footprint, "footprint", allow_zero=True),
+            document_hash=_document_hash(document, document_hash),
+        ),
+    )
+
+
+@lot_app.command("ship")
+def lot_ship(
+    lot: Annotated[str, typer.Argument(help="Lot number, URI or 0x id.")],
+    to: Annotated[str, typer.Option("--to", help="Recipient: address or key name.")],
+    as_: As,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """Ship a lot you hold to another participant (custody moves when they receive it)."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+    _operate(opts, lambda s: s.client(as_).ship(parse_id(lot), s.account(to, "recipient")))
+
+
+def _handoff(kind: str) -> Callable[..., None]:
+    def command(
+        lot: Annotated[str, typer.Argument(help="Lot number, URI or 0x id.")],
+        as_: As,
+        data_dir: DataDir = None,
+        rpc_url: RpcUrl = None,
+        ledger: Ledger = None,
+        passphrase_file: PassphraseFile = None,
+        json_out: JsonOut = False,
+        wait: Wait = True,
+    ) -> None:
+        opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+        _operate(opts, lambda s: getattr(s.client(as_), kind)(parse_id(lot)))
+
+    return command
+
+
+lot_app.command("receive", help="Accept a shipment addressed to you: custody moves to you.")(
+    _handoff("receive")
+)
+lot_app.command("reject", help="Refuse a shipment addressed to you: it returns to the sender.")(
+    _handoff("reject")
+)
+lot_app.command("recall", help="Take back a lot you shipped before its recipient receives it.")(
+    _handoff("recall")
+)
+
+
+@lot_app.command("transform")
+def lot_transform(
+    as_: As,
+    inputs: Annotated[
+        list[str], typer.Option("--in", help="Consumed: LOT=QUANTITY (repeat for a blend).")
+    ],
+    outputs: Annotated[
+        list[str],
+        typer.Option("--out", help="Produced: LOT=MATERIAL:QUANTITY (repeat for a split)."),
+    ],
+    footprint: Footprint = "0g",
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """Refine, split or blend: consume input lots you hold, produce new lots."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+    _operate(
+        opts,
+        lambda s: s.client(as_).transform(
+            [_input(i) for i in inputs],
+            [_output(o) for o in outputs],
+            footprint=parse_mass(footprint, "footprint", allow_zero=True),
+        ),
+    )
+
+
+@lot_app.command("show")
+def lot_show(
+    lot: Annotated[str, typer.Argument(help="Lot number, URI or 0x id.")],
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    json_out: JsonOut = False,
+) -> None:
+    """A lot's current state on the ledger: custodian, shipment in transit, remaining mass."""
+    opts = _Options(data_dir, rpc_url, ledger, None, json_out)
+    try:
+        with _service(opts) as service:
+            lot_id = parse_id(lot)
+            view = service.ledger.lot(lot_id)
+            if view is None:
+                raise InvalidInput("lot", f"lot {show_id(lot_id)} does not exist on this ledger")
+            data = {
+                "lot": "0x" + lot_id.hex(),
+                "name": show_id(lot_id),
+                "material": view.material,
+                "materialName": describe(view.material),
+                "custodian": view.custodian,
+                "inTransitTo": view.recipient,
+                "remainingGrams": view.remaining,
+            }
+            if json_out:
+                print(json.dumps(data, indent=2))
+                return
+            console.print(f"lot        {show_id(lot_id)}  (0x{lot_id.hex()})", highlight=False)
+            console.print(f"material   {describe(view.material)} ({view.material})")
+            console.print(f"custodian  {view.custodian}", highlight=False)
+            if view.recipient is not None:
+                console.print(f"in transit to {view.recipient}", highlight=False)
+            console.print(
+                f"remaining  {format_mass(view.remaining) if view.remaining else 'closed'}"
+            )
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+@passport_app.command("bind")
+def passport_bind(
+    passport: Annotated[str, typer.Argument(help="Passport id: text, URI or 0x id.")],
+    as_: As,
+    inputs: Annotated[list[str], typer.Option("--in", help="Consumed: LOT=QUANTITY (repeat).")],
+    footprint: Footprint = "0g",
+    document: DocumentFile = None,
+    document_hash: DocumentHash = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """A cell maker binds a battery passport to the material that went into the battery."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+    _operate(
+        opts,
+        lambda s: s.client(as_).bind_passport(
+            parse_id(passport, "passport"),
+            [_input(i) for i in inputs],
+            footprint=parse_mass(footprint, "footprint", allow_zero=True),
+            document_hash=_document_hash(document, document_hash),
+        ),
+    )
+
+
+def _roles(text: str) -> int:
+    mask = 0
+    for name in text.split(","):
+        key = name.strip().upper().replace("-", "_")
+        if key not in Role.__members__:
+            known = ", ".join(r.lower().replace("_", "-") for r in Role.__members__)
+            raise InvalidInput("roles", f"unknown role {name.strip()!r}; roles: {known}")
+        mask |= Role[key]
+    return mask
+
+
+GovernorAs = Annotated[
+    str | None,
+    typer.Option("--as", help="Key file of the governor (default: settings' governor key)."),
+]
+
+
+@participant_app.command("accredit")
+def participant_accredit(
+    participant: Annotated[str, typer.Argument(help="Address or key name.")],
+    roles: Annotated[
+        str,
+        typer.Option(
+            "--roles",
+            help="Comma-separated: mine, recycler, processor, cell-maker, auditor, relayer.",
+        ),
+    ],
+    facility: Annotated[str, typer.Option("--facility", help="Facility id (at most 32 bytes).")],
+    country: Annotated[str, typer.Option("--country", help="ISO 3166-1 alpha-2, e.g. CD.")],
+    as_: GovernorAs = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """Accredit a participant with roles, facility and country (or change them)."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+    _operate(
+        opts,
+        lambda s: s.client(as_ or s.settings.governor_key).accredit(
+            s.account(participant),
+            roles=_roles(roles),
+            facility=text32(facility, "facility"),
+            country=country.upper(),
+        ),
+    )
+
+
+@participant_app.command("revoke")
+def participant_revoke(
+    participant: Annotated[str, typer.Argument(help="Address or key name.")],
+    as_: GovernorAs = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """Revoke a participant: its later operations are refused; its history stays."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+    _operate(
+        opts, lambda s: s.client(as_ or s.settings.governor_key).revoke(s.account(participant))
+    )
+
+
+@participant_app.command("certify")
+def participant_certify(
+    participant: Annotated[str, typer.Argument(help="Address or key name.")],
+    scheme: Annotated[str, typer.Option("--scheme", help="Certification scheme, e.g. RMAP.")],
+    valid_until: Annotated[
+        str, typer.Option("--valid-until", help="Last valid day, YYYY-MM-DD (UTC).")
+    ],
+    as_: GovernorAs = None,
+    document: DocumentFile = None,
+    document_hash: DocumentHash = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """Record a participant's certification (RMAP, IRMA...) and its validity."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out, wait)
+    _operate(
+        opts,
+        lambda s: s.client(as_ or s.settings.governor_key).certify(
+            s.account(participant),
+            scheme=text32(scheme, "scheme"),
+            valid_until=_end_of_day(valid_until),
+            document_hash=_document_hash(document, document_hash),
+        ),
+    )
+
+
+def _end_of_day(text: str) -> int:
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("valid-until", f"{text!r} is not a date; write YYYY-MM-DD") from None
+    end = datetime.datetime.combine(day, datetime.time.max, tzinfo=datetime.UTC)
+    return int(end.timestamp())
+
+
+@app.command()
+def status(
+    event_id: Annotated[
+        str | None, typer.Argument(help="Event id (0x...); none: a summary of the outbox.")
+    ] = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Where an operation is: pending, submitted (tx), confirmed (block, confirmations) or
+    rejected (reason). Without an event id: counts and the latest operations."""
+    opts = _Options(data_dir, rpc_url, ledger, None, json_out)
+    try:
+        with _service(opts) as service:
+            if event_id is not None:
+                found = service.outbox.status(parse_hex("event id", event_id, 32))
+                if found is None:
+                    raise InvalidInput("event id", f"{event_id} is not in this service's outbox")
+                _print_statuses(service, [found], as_json=json_out)
+                return
+            counts = service.outbox.counts()
+            recent = service.outbox.recent(10)
+            if json_out:
+                head = service.w3.eth.block_number
+                print(
+                    json.dumps(
+                        {
+                            "ledger": service.ledger.address,
+                            "chainId": service.ledger.domain.chain_id,
+                            "counts": {k.value: v for k, v in counts.items()},
+                            "recent": [s.as_json(head) for s in recent],
+                        },
+                        indent=2,
+                    )
+                )
+                return
+            console.print(
+                f"ledger {service.ledger.address} on chain {service.ledger.domain.chain_id}",
+                highlight=False,
+            )
+            console.print("  ".join(f"{k.value} {v}" for k, v in counts.items()))
+            _print_statuses(service, recent, as_json=False)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def submit(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON file: one signed-operation document or a list of them.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    json_out: JsonOut = False,
+    wait: Wait = True,
+) -> None:
+    """Relay operations signed elsewhere (a wallet, another system): signature, signer and
+    deadline are checked before they are accepted."""
+    opts = _Options(data_dir, rpc_url, ledger, None, json_out, wait)
+    try:
+        try:
+            loaded = json.loads(file.read_text())
+        except ValueError as exc:
+            raise InvalidInput("file", f"{file} is not JSON: {exc}") from None
+        documents = loaded if isinstance(loaded, list) else [loaded]
+        with _service(opts) as service:
+            accepted = [
+                intake.accept_document(service.outbox, service.ledger, d) for d in documents
+            ]
+            ids = [a.event_id for a in accepted]
+            statuses = service.settle(ids) if wait else service.outbox.statuses(ids)
+            shown = [statuses[i] for i in ids]
+            _print_statuses(service, shown, as_json=json_out)
+            if any(s.state is State.REJECTED for s in shown):
+                raise typer.Exit(code=1)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("import")
+def import_csv(
+    file: Annotated[
+        Path, typer.Argument(help="CSV file of lot events.", exists=True, dir_okay=False)
+    ],
+    as_: As,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Log many lot events at once. Columns: action (commission|ship|receive|reject|recall),
+    lot, material, quantity, feedstock, footprint, recipient, document. Rows with errors are
+    reported by line and skipped; the others go through."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out)
+    try:
+        rows, results = read_rows(file)
+        with _service(opts) as service:
+            client = service.client(as_)
+            with Progress(
+                TextColumn("importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                disable=json_out,
+            ) as progress:
+                task = progress.add_task("rows", total=len(rows))
+                results += run_import(
+                    client,
+                    rows,
+                    account=lambda text: service.account(text, "recipient"),
+                    settle=service.settle,
+                    progress=lambda n: progress.advance(task, n),
+                )
+            results.sort(key=lambda r: r.line)
+            _print_import(service, results, as_json=json_out)
+            if any(r.error or (r.status and r.status.state is State.REJECTED) for r in results):
+                raise typer.Exit(code=1)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+def _print_import(service: Service, results: list[RowResult], *, as_json: bool) -> None:
+    head = service.w3.eth.block_number
+    if as_json:
+        out = []
+        for r in results:
+            item: dict[str, object] = {"line": r.line, "action": r.action, "lot": r.lot}
+            if r.error:
+                item["error"] = r.error
+            if r.status is not None:
+                item.update(r.status.as_json(head))
+            out.append(item)
+        print(json.dumps(out, indent=2))
+        return
+    confirmed = sum(1 for r in results if r.status and r.status.state is State.CONFIRMED)
+    for r in results:
+        if r.error:
+            err_console.print(f"line {r.line}: {r.error}", highlight=False)
+        elif r.status is not None and r.status.state is State.REJECTED:
+            err_console.print(f"line {r.line}: {r.status.reason}", highlight=False)
+    failed = sum(1 for r in results if r.error or (r.status and r.status.state is State.REJECTED))
+    console.print(f"{confirmed} rows confirmed, {failed} failed, of {len(results)}")
+
+
+@app.command()
+def deploy(
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Deploy a new ledger with the governor and relayer keys and remember it for this chain
+    (the embedded node gets one on first use without asking)."""
+    settings = _settings(data_dir, rpc_url)
+    try:
+        if settings.rpc_url is None:
+            raise InvalidInput(
+                "rpc-url", "the embedded node deploys its ledger on first use; give --rpc-url"
+            )
+        with Service(
+            settings.model_copy(update={"ledger_address": None}),
+            passphrase=lambda: _passphrase(settings, passphrase_file, confirm=False),
+            notify=lambda message: err_console.print(message, highlight=False),
+        ) as service:
+            service.deploy()
     except Mine2CellError as exc:
         raise _fail(exc) from None
 

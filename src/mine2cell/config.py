@@ -23,7 +23,11 @@ class Settings(BaseSettings):
     rpc_url: str | None = Field(
         default=None, description="JSON-RPC URL of a node; none means the embedded dev node"
     )
-    ledger_address: str | None = None
+    ledger_address: str | None = Field(
+        default=None, description="The ledger contract; none means the one remembered for the chain"
+    )
+    governor_key: str = Field(default="governor", description="Key file of the governor")
+    relayer_key: str = Field(default="relayer", description="Key file that relays batches")
     anvil_path: Path | None = None
     passphrase: SecretStr | None = Field(
         default=None, description="Passphrase of the key files (prefer a prompt or a file)"
@@ -36,3 +40,7 @@ class Settings(BaseSettings):
     @property
     def node_state_file(self) -> Path:
         return self.data_dir / "node" / "state.json"
+
+    def ledger_dir(self, chain_id: int, address: str) -> Path:
+        """Where one ledger's local databases live (outbox, index)."""
+        return self.data_dir / "ledgers" / f"{chain_id}-{address.lower()}"

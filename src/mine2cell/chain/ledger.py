@@ -294,14 +294,16 @@ class LedgerClient:
         signer: LocalSigner,
         *,
         deadline: int | None = None,
+        nonce: int | None = None,
         **fields: Any,
     ) -> SignedOperation:
-        """Build an operation of ``signer`` with its next nonce and sign it for this ledger."""
+        """Build an operation of ``signer`` (with its next nonce unless one is given) and sign it
+        for this ledger."""
         if deadline is None:
             deadline = int(time.time()) + DEFAULT_VALIDITY_SECONDS
-        op = op_type(
-            actor=signer.address, nonce=self.next_nonce(signer.address), deadline=deadline, **fields
-        )
+        if nonce is None:
+            nonce = self.next_nonce(signer.address)
+        op = op_type(actor=signer.address, nonce=nonce, deadline=deadline, **fields)
         return sign(op, signer, self.domain)
 
     def calldata(self, signed: SignedOperation, proof: bytes = b"") -> bytes:
