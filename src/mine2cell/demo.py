@@ -20,14 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from web3 import Web3
-from web3.types import RPCEndpoint
 
-from mine2cell.chain.ledger import LedgerClient, Transactor
+from mine2cell.chain.ledger import LedgerClient
 from mine2cell.chain.node import DevNode, connect
 from mine2cell.codes import Feedstock, Role
 from mine2cell.config import Settings
 from mine2cell.errors import NodeError
 from mine2cell.materials import describe, material
+from mine2cell.service import deploy_ledger, fund_on_dev_node
 from mine2cell.signing.eip712 import (
     Accredit,
     Attest,
@@ -48,11 +48,10 @@ from mine2cell.signing.eip712 import (
 from mine2cell.units import format_mass
 
 MINE, RECYCLER, PROCESSOR = Role.MINE, Role.RECYCLER, Role.PROCESSOR
-CELL_MAKER, AUDITOR, RELAYER = Role.CELL_MAKER, Role.AUDITOR, Role.RELAYER
+CELL_MAKER, AUDITOR = Role.CELL_MAKER, Role.AUDITOR
 PRIMARY, POST_CONSUMER = Feedstock.PRIMARY, Feedstock.POST_CONSUMER
 TONNE = 1_000_000  # grams
 KG = 1_000
-GAS_FUNDS_WEI = 10**22  # dev node only: gas money for the governor and the relayer
 
 
 @dataclass(frozen=True)
@@ -298,28 +297,15 @@ def _bootstrap(w3: Web3, console: Console) -> DemoRun:
     keys = {name: LocalSigner(secrets.token_bytes(32)) for name in ("governor", "relayer")}
     keys.update({m.key: LocalSigner(secrets.token_bytes(32)) for m in CAST})
     for who in ("governor", "relayer"):
-        reply = w3.provider.make_request(
-            RPCEndpoint("anvil_setBalance"), [keys[who].address, hex(GAS_FUNDS_WEI)]
-        )
-        if "error" in reply:
+        try:
+            fund_on_dev_node(w3, keys[who].address)
+        except NodeError:
             raise NodeError(
                 "the demo funds its accounts with anvil_setBalance, which this node refused; "
                 "run the demo on the embedded node (no --rpc-url)"
-            )
-    governor = keys["governor"]
-    ledger = LedgerClient.deploy(w3, Transactor(w3, governor), governor.address)
-    console.print(f"deployed the ledger at {ledger.address} (governor {governor.address})")
-    ledger.submit(
-        ledger.sign(
-            Accredit,
-            governor,
-            participant=keys["relayer"].address,
-            roles=RELAYER,
-            facility=text32("mine2cell relay"),
-            country="BE",
-        )
-    )
-    ledger.transactor = Transactor(w3, keys["relayer"])
+            ) from None
+    ledger, _ = deploy_ledger(w3, keys["governor"], keys["relayer"])
+    console.print(f"deployed the ledger at {ledger.address} (governor {keys['governor'].address})")
     return DemoRun(ledger, keys, run_id=secrets.token_hex(8))
 
 

@@ -433,9 +433,14 @@ class Outbox:
 
     @staticmethod
     def _insert_transaction(conn: sqlite3.Connection, batch_id: int, tx: StoredTransaction) -> None:
+        # A batch rebuilt after its block left the chain (same nonce, calls and fees) is signed
+        # into the very bytes of the dropped batch's transaction: the row moves to the new batch,
+        # to be sent again. Ignoring it would leave the new batch without a transaction.
         conn.execute(
-            "INSERT OR IGNORE INTO transactions (tx_hash, batch_id, raw, max_fee, priority_fee, "
-            "signed_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO transactions (tx_hash, batch_id, raw, max_fee, priority_fee, signed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tx_hash) DO UPDATE SET "
+            "batch_id = excluded.batch_id, signed_at = excluded.signed_at, sent_at = NULL "
+            "WHERE transactions.batch_id != excluded.batch_id",
             (tx.tx_hash, batch_id, tx.raw, str(tx.max_fee), str(tx.priority_fee), tx.signed_at),
         )
 

@@ -13,6 +13,7 @@ its author also carries ``proof``: the ``encodeData`` of the event it corrects.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -22,6 +23,7 @@ from mine2cell.signing.eip712 import (
     OPERATION_TYPES,
     Domain,
     Input,
+    LotId,
     Operation,
     Output,
     Signature,
@@ -92,12 +94,15 @@ def parse_hex(field: str, value: object, length: int | None = None) -> bytes:
     return raw
 
 
+_DECIMAL = re.compile(r"[0-9]+")
+
+
 def _int(field: str, value: object) -> int:
     if isinstance(value, bool):
         raise InvalidInput(field, "must be an integer, got a boolean")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
         return int(value)
     if isinstance(value, str) and value.startswith("0x"):
         return int.from_bytes(parse_hex(field, value), "big")
@@ -115,10 +120,37 @@ def _address(field: str, value: object) -> str:
         ) from None
 
 
-def _items(field: str, value: object) -> list[dict[str, Any]]:
+def _items(field: str, value: object, keys: set[str]) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise InvalidInput(field, "must be a list of objects")
+    for i, item in enumerate(value):
+        missing = sorted(keys - item.keys())
+        if missing:
+            raise InvalidInput(f"{field}[{i}].{missing[0]}", "is missing")
+        unknown = sorted(item.keys() - keys)
+        if unknown:
+            raise InvalidInput(f"{field}[{i}].{unknown[0]}", "is not a field of this item")
     return value
+
+
+def _input(field: str, item: dict[str, Any]) -> Input:
+    lot = LotId(parse_hex(f"{field}.lot", item["lot"], 32))
+    quantity = _int(f"{field}.quantity", item["quantity"])
+    try:
+        return Input(lot, quantity)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{field}.{exc.field}", exc.problem) from None
+
+
+def _output(field: str, item: dict[str, Any]) -> Output:
+    lot = LotId(parse_hex(f"{field}.lot", item["lot"], 32))
+    material = _int(f"{field}.material", item["material"])
+    quantity = _int(f"{field}.quantity", item["quantity"])
+    document_hash = parse_hex(f"{field}.documentHash", item["documentHash"], 32)
+    try:
+        return Output(lot, material, quantity, document_hash)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{field}.{exc.field}", exc.problem) from None
 
 
 def _python_value(field: str, value: object, sol_type: str) -> Any:
@@ -135,23 +167,11 @@ def _python_value(field: str, value: object, sol_type: str) -> Any:
             raise InvalidInput(field, "must be a list of 0x-hex bytes32")
         return tuple(parse_hex(f"{field}[{i}]", item, 32) for i, item in enumerate(value))
     if sol_type == "Input[]":
-        return tuple(
-            Input(
-                parse_hex(f"{field}[{i}].lot", item.get("lot"), 32),  # type: ignore[arg-type]
-                _int(f"{field}[{i}].quantity", item.get("quantity")),
-            )
-            for i, item in enumerate(_items(field, value))
-        )
+        items = _items(field, value, {"lot", "quantity"})
+        return tuple(_input(f"{field}[{i}]", item) for i, item in enumerate(items))
     if sol_type == "Output[]":
-        return tuple(
-            Output(
-                parse_hex(f"{field}[{i}].lot", item.get("lot"), 32),  # type: ignore[arg-type]
-                _int(f"{field}[{i}].material", item.get("material")),
-                _int(f"{field}[{i}].quantity", item.get("quantity")),
-                parse_hex(f"{field}[{i}].documentHash", item.get("documentHash"), 32),
-            )
-            for i, item in enumerate(_items(field, value))
-        )
+        items = _items(field, value, {"lot", "material", "quantity", "documentHash"})
+        return tuple(_output(f"{field}[{i}]", item) for i, item in enumerate(items))
     raise AssertionError(f"unhandled type {sol_type}")  # pragma: no cover - FIELDS are fixed
 
 
