@@ -626,6 +626,8 @@ def _end_of_day(text: str) -> int:
         day = datetime.date.fromisoformat(text)
     except ValueError:
         raise InvalidInput("valid-until", f"{text!r} is not a date; write YYYY-MM-DD") from None
+    if day < datetime.datetime.now(datetime.UTC).date():
+        raise InvalidInput("valid-until", f"{text} is in the past; give the last day of validity")
     end = datetime.datetime.combine(day, datetime.time.max, tzinfo=datetime.UTC)
     return int(end.timestamp())
 

@@ -121,6 +121,11 @@ def read_rows(path: Path) -> tuple[list[Row], list[RowResult]]:
             action = values.get("action", "").lower()
             lot_text = values.get("lot", "")
             try:
+                if None in record:
+                    extra = len(record[None])
+                    raise InvalidInput(
+                        "row", f"has {len(header) + extra} cells; the header names {len(header)}"
+                    )
                 if action not in ACTIONS:
                     raise InvalidInput("action", f"{action!r} is not one of {', '.join(ACTIONS)}")
                 rows.append(Row(line, action, parse_id(lot_text), values))

@@ -506,6 +506,16 @@ class Outbox:
                 "UPDATE batches SET state = ?, note = ?, updated_at = ? WHERE id = ?",
                 (state, note, now, batch_id),
             )
+            # A member rejected in a vanished block whose nonce its signer has since given to
+            # another operation stays rejected (without the vanished transaction): two live
+            # operations may not hold one nonce, and the newer one is the signer's choice.
+            conn.execute(
+                "UPDATE operations SET batch_id = NULL, tx_hash = NULL, block_number = NULL, "
+                "block_hash = NULL, updated_at = ? WHERE batch_id = ? AND state = 'rejected' "
+                "AND EXISTS (SELECT 1 FROM operations other WHERE other.actor = operations.actor "
+                "AND other.nonce = operations.nonce AND other.state != 'rejected')",
+                (now, batch_id),
+            )
             conn.execute(
                 "UPDATE operations SET state = 'pending', batch_id = NULL, tx_hash = NULL, "
                 "block_number = NULL, block_hash = NULL, error = NULL, reason = NULL, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -193,7 +194,7 @@ class Relay:
                 backoff = 0.1
                 if settled.batch is None and self._inflight is None:
                     stop.wait(idle_sleep)
-            except (NodeError, RelayError, OSError, Web3RPCError) as exc:
+            except (NodeError, RelayError, OSError, Web3RPCError, sqlite3.OperationalError) as exc:
                 log.warning("relay: %s; retrying in %.1f s", exc, backoff)
                 self._nonce = None
                 self._last_reconcile = 0.0
@@ -246,9 +247,7 @@ class Relay:
         batch = self.outbox.batch(batch_id)
         self._stage("stored", batch)
         self._inflight = batch
-        self._broadcast(batch, tx)
-        self._stage("sent", batch)
-        settled = self._advance(wait=0.5)
+        settled = self._advance(wait=0.5)  # sends it, then waits for its receipt
         return Settled(settled.confirmed, settled.rejected + rejected, batch, settled.gas_used)
 
     def _sort_outcomes(
@@ -343,6 +342,11 @@ class Relay:
     def _advance(self, *, wait: float) -> Settled:
         batch = self._inflight
         assert batch is not None
+        if batch.latest.sent_at is None:
+            # Just stored, or stored before a crash: send it before waiting for it.
+            self._broadcast(batch, batch.latest)
+            batch = self._inflight = self.outbox.batch(batch.id)
+            self._stage("sent", batch)
         deadline = time.monotonic() + wait
         delay = 0.002
         while True:
@@ -368,9 +372,7 @@ class Relay:
         age = time.time() - latest.signed_at
         if age >= self.policy.replace_after:
             self._replace(batch)
-        elif latest.sent_at is None or (
-            age >= self.policy.resend_after and not self._known(latest)
-        ):
+        elif age >= self.policy.resend_after and not self._known(latest):
             self._broadcast(batch, latest)
             self._inflight = self.outbox.batch(batch.id)
         return Settled()
