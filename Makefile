@@ -9,7 +9,7 @@ PYTHON3 ?= python3
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test contracts gas
+.PHONY: install demo test contracts gas bench-relay
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -42,3 +42,6 @@ contracts: install
 
 gas: install
 	$(PY) bench/gas.py
+
+bench-relay: install
+	$(PY) bench/relay_throughput.py

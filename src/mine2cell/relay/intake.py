@@ -31,7 +31,7 @@ def prepare(
     op = signed.operation
     event_id = op.digest(ledger.domain)
     signed = replace(signed, event_id=event_id)
-    signer = recover(signed, ledger.domain)
+    signer = recover(signed, ledger.domain, event_id)
     if signer != op.actor:
         raise InvalidInput(
             "signature",

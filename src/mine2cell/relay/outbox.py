@@ -523,15 +523,15 @@ class Outbox:
                 (now, batch_id),
             )
 
-    def confirmed_elsewhere(self, since_block: int) -> list[tuple[bytes, bytes, bytes]]:
-        """(event id, tx hash, block hash) of operations confirmed from a transaction that is not
-        one of this relay's batches, at ``since_block`` or later."""
+    def confirmed_elsewhere(self, since_block: int) -> list[tuple[bytes, int, bytes]]:
+        """(event id, block number, block hash) of operations confirmed from a transaction that
+        is not one of this relay's batches, at ``since_block`` or later."""
         rows = self._read(
-            "SELECT event_id, tx_hash, block_hash FROM operations WHERE state = 'confirmed' "
+            "SELECT event_id, block_number, block_hash FROM operations WHERE state = 'confirmed' "
             "AND batch_id IS NULL AND block_number >= ?",
             (since_block,),
         )
-        return [(bytes(e), bytes(t), bytes(b)) for e, t, b in rows]
+        return [(bytes(e), int(n), bytes(b)) for e, n, b in rows]
 
     def calldata(self, event_id: bytes) -> bytes:
         return bytes(

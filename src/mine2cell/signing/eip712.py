@@ -7,6 +7,7 @@ eth-account's encoder for every type. The type strings must match contracts/Ledg
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from enum import IntEnum, IntFlag
 from typing import Any, ClassVar, NewType
@@ -41,8 +42,9 @@ class Domain:
     chain_id: int
     verifying_contract: ChecksumAddress
 
-    @property
+    @functools.cached_property
     def separator(self) -> bytes:
+        # Cached: every event id hashes it, and the relay computes thousands a second.
         return keccak(
             abi_encode(
                 ["bytes32", "bytes32", "bytes32", "uint256", "address"],
@@ -635,8 +637,11 @@ def sign(op: Operation, signer: LocalSigner, domain: Domain) -> SignedOperation:
     return SignedOperation(op, signer.sign_digest(digest), digest)
 
 
-def recover(signed: SignedOperation, domain: Domain) -> ChecksumAddress:
-    """The address that signed, or raise InvalidInput for a malformed or high-s signature."""
+def recover(
+    signed: SignedOperation, domain: Domain, digest: bytes | None = None
+) -> ChecksumAddress:
+    """The address that signed, or raise InvalidInput for a malformed or high-s signature.
+    ``digest``, when the caller has it, is the operation's digest for ``domain``."""
     sig = signed.signature
     s = int.from_bytes(sig.s, "big")
     if s > SECP256K1_N // 2:
@@ -645,7 +650,9 @@ def recover(signed: SignedOperation, domain: Domain) -> ChecksumAddress:
         raise InvalidInput("signature", f"v must be 27 or 28, got {sig.v}")
     try:
         signature = keys.Signature(vrs=(sig.v - 27, int.from_bytes(sig.r, "big"), s))
-        public = signature.recover_public_key_from_msg_hash(signed.operation.digest(domain))
+        if digest is None:
+            digest = signed.operation.digest(domain)
+        public = signature.recover_public_key_from_msg_hash(digest)
     except Exception as exc:  # eth-keys raises several types for a malformed signature
         raise InvalidInput("signature", f"does not recover to an address: {exc}") from exc
     return public.to_checksum_address()
