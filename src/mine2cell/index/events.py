@@ -1,0 +1,98 @@
+"""Decoding the ledger's logs straight from JSON-RPC answers (eth_abi, no web3 formatting: a full
+sync decodes hundreds of thousands of them)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
+
+from mine2cell.chain.artifacts import load_artifact
+
+
+@dataclass(frozen=True)
+class LedgerLog:
+    """One decoded ledger event with its place on chain."""
+
+    name: str
+    args: dict[str, Any]
+    tx_hash: bytes
+    log_index: int
+    block_number: int
+    block_hash: bytes
+    timestamp: int | None  # None when the node's logs do not carry it (then read the header)
+
+
+@dataclass(frozen=True)
+class _EventSpec:
+    name: str
+    indexed: tuple[tuple[str, str], ...]
+    data_names: tuple[str, ...]
+    data_types: tuple[str, ...]
+
+
+@functools.cache
+def _specs() -> dict[bytes, _EventSpec]:
+    specs: dict[bytes, _EventSpec] = {}
+    for item in load_artifact("Ledger").abi:
+        if item.get("type") != "event":
+            continue
+        inputs = item["inputs"]
+        signature = f"{item['name']}({','.join(i['type'] for i in inputs)})"
+        specs[keccak(text=signature)] = _EventSpec(
+            item["name"],
+            tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
+            tuple(i["name"] for i in inputs if not i["indexed"]),
+            tuple(i["type"] for i in inputs if not i["indexed"]),
+        )
+    return specs
+
+
+def topic0(name: str) -> str:
+    for topic, spec in _specs().items():
+        if spec.name == name:
+            return "0x" + topic.hex()
+    raise KeyError(name)
+
+
+def _topic_value(sol_type: str, topic: bytes) -> Any:
+    if sol_type == "address":
+        return to_checksum_address(topic[12:])
+    if sol_type.startswith("uint"):
+        return int.from_bytes(topic, "big")
+    return topic
+
+
+def _hex(value: str) -> bytes:
+    return bytes.fromhex(value[2:])
+
+
+def decode_log(raw: Mapping[str, Any]) -> LedgerLog | None:
+    """A ledger event from an ``eth_getLogs`` entry, or None for a log of no known event."""
+    topics = raw["topics"]
+    if not topics:
+        return None
+    spec = _specs().get(_hex(topics[0]))
+    if spec is None:
+        return None
+    args: dict[str, Any] = {}
+    for (name, sol_type), topic in zip(spec.indexed, topics[1:], strict=True):
+        args[name] = _topic_value(sol_type, _hex(topic))
+    if spec.data_types:
+        values = abi_decode(list(spec.data_types), _hex(raw["data"]))
+        for name, sol_type, value in zip(spec.data_names, spec.data_types, values, strict=True):
+            args[name] = to_checksum_address(value) if sol_type == "address" else value
+    timestamp = raw.get("blockTimestamp")
+    return LedgerLog(
+        name=spec.name,
+        args=args,
+        tx_hash=_hex(raw["transactionHash"]),
+        log_index=int(raw["logIndex"], 16),
+        block_number=int(raw["blockNumber"], 16),
+        block_hash=_hex(raw["blockHash"]),
+        timestamp=None if timestamp is None else int(timestamp, 16),
+    )

@@ -1,0 +1,575 @@
+"""Where the index keeps the ledger's logs, and how the provenance engine's graphs are read back.
+
+``Store`` is the interface; ``SqliteStore`` the default implementation (one file, WAL). Every
+implementation passes the shared tests in tests/index/store_contract.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+from mine2cell import storage
+from mine2cell.index.events import LedgerLog
+from mine2cell.provenance.model import (
+    Attestation,
+    CertificationRecord,
+    Consumed,
+    Correction,
+    EventRef,
+    Graph,
+    Handoff,
+    LotNode,
+    Origin,
+    ParticipantHistory,
+    Produced,
+    RoleChange,
+    Step,
+)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything up to and including this block is in the store."""
+
+    block_number: int
+    block_hash: bytes
+
+
+class Store(Protocol):
+    def checkpoint(self) -> Checkpoint | None: ...
+
+    def stored_blocks(self, at_or_below: int, limit: int) -> list[tuple[int, bytes]]:
+        """(number, hash) of stored blocks, highest first."""
+        ...
+
+    def ingest(
+        self,
+        logs: Sequence[LedgerLog],
+        blocks: Mapping[int, tuple[bytes, int]],
+        checkpoint: Checkpoint,
+    ) -> int:
+        """Store logs (ignoring any already stored: same tx hash and log index), the blocks they
+        are in (number -> (hash, timestamp)) and the new checkpoint, all or nothing. Returns the
+        number of logs newly stored."""
+        ...
+
+    def rollback(self, to_block: int) -> None:
+        """Forget everything above ``to_block`` (a fork point); -1 forgets everything."""
+        ...
+
+    def upstream(self, passport: bytes) -> Graph | None:
+        """The passport's binding and every lot and step upstream of it; None if not bound."""
+        ...
+
+    def downstream(self, lots: Sequence[bytes]) -> Graph:
+        """Every step and lot downstream of these lots (the lots themselves included)."""
+        ...
+
+    def lots_of_facility(self, facility: bytes) -> list[bytes]: ...
+
+    def lot(self, lot: bytes) -> LotNode | None: ...
+
+    def passports(self) -> list[bytes]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+_TABLES = (
+    "participant_changes",
+    "certifications",
+    "commissions",
+    "steps",
+    "consumptions",
+    "productions",
+    "handoffs",
+    "corrections",
+    "attestations",
+)
+_HANDOFF_KINDS = {
+    "LotShipped": "ship",
+    "LotReceived": "receive",
+    "ShipmentRejected": "reject",
+    "ShipmentRecalled": "recall",
+}
+
+
+def _country(value: bytes) -> str:
+    return value.decode("ascii", errors="replace")
+
+
+class SqliteStore:
+    """The index in one SQLite file (WAL: readers never wait for the writer)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        storage.migrate(path, __package__ or "mine2cell.index")
+        self._conn = storage.connect(path)
+        # The index can always be rebuilt from the chain: a commit need not survive a power
+        # failure (the checkpoint commits with its rows, so nothing is half-applied).
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA temp_store = MEMORY")
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for a multi-query read."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    # -- following the chain ---------------------------------------------------------------------
+
+    def checkpoint(self) -> Checkpoint | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT block_number, block_hash FROM checkpoint WHERE id = 1"
+            ).fetchone()
+        return None if row is None else Checkpoint(row[0], bytes(row[1]))
+
+    def stored_blocks(self, at_or_below: int, limit: int) -> list[tuple[int, bytes]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT number, hash FROM blocks WHERE number <= ? ORDER BY number DESC LIMIT ?",
+                (at_or_below, limit),
+            ).fetchall()
+        return [(n, bytes(h)) for n, h in rows]
+
+    def ingest(
+        self,
+        logs: Sequence[LedgerLog],
+        blocks: Mapping[int, tuple[bytes, int]],
+        checkpoint: Checkpoint,
+    ) -> int:
+        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for log in logs:
+            table, values = self._row(log)
+            if table:
+                rows[table].append((log.tx_hash, log.log_index, log.block_number, *values))
+        stored = 0
+        with self._write() as conn:
+            for table, table_rows in rows.items():
+                marks = ",".join("?" * len(table_rows[0]))
+                before = conn.total_changes
+                conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", table_rows)
+                stored += conn.total_changes - before
+            conn.executemany(
+                "INSERT OR REPLACE INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)",
+                [(n, h, ts) for n, (h, ts) in blocks.items()],
+            )
+            conn.execute(
+                "INSERT INTO checkpoint (id, block_number, block_hash, updated_at) "
+                "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET block_number = excluded."
+                "block_number, block_hash = excluded.block_hash, updated_at = excluded.updated_at",
+                (checkpoint.block_number, checkpoint.block_hash, time.time()),
+            )
+        return stored
+
+    @staticmethod
+    def _row(log: LedgerLog) -> tuple[str | None, tuple[Any, ...]]:
+        a = log.args
+        name = log.name
+        if name == "ParticipantAccredited":
+            return "participant_changes", (
+                a["eventId"],
+                a["participant"],
+                "accredit",
+                a["roles"],
+                a["facility"],
+                _country(a["country"]),
+            )
+        if name == "ParticipantRevoked":
+            return "participant_changes", (a["eventId"], a["participant"], "revoke", 0, None, None)
+        if name == "CertificationRecorded":
+            return "certifications", (
+                a["eventId"],
+                a["participant"],
+                a["scheme"],
+                str(a["validUntil"]),
+                a["documentHash"],
+            )
+        if name == "LotCommissioned":
+            return "commissions", (
+                a["eventId"],
+                a["lot"],
+                a["actor"],
+                a["material"],
+                str(a["quantity"]),
+                a["feedstock"],
+                str(a["footprint"]),
+                a["documentHash"],
+                a["facility"],
+                _country(a["country"]),
+            )
+        if name in _HANDOFF_KINDS:
+            return "handoffs", (
+                a["eventId"],
+                a["lot"],
+                _HANDOFF_KINDS[name],
+                a["from"],
+                a["to"],
+            )
+        if name == "LotsTransformed":
+            return "steps", (
+                a["eventId"],
+                "transform",
+                a["actor"],
+                a["inputs"],
+                a["outputs"],
+                str(a["footprint"]),
+                None,
+                None,
+            )
+        if name == "PassportBound":
+            return "steps", (
+                a["eventId"],
+                "bind",
+                a["actor"],
+                a["inputs"],
+                0,
+                str(a["footprint"]),
+                a["passport"],
+                a["documentHash"],
+            )
+        if name == "LotConsumed":
+            return "consumptions", (
+                a["eventId"],
+                a["lot"],
+                a["actor"],
+                str(a["quantity"]),
+                str(a["remaining"]),
+            )
+        if name == "LotProduced":
+            return "productions", (
+                a["eventId"],
+                a["lot"],
+                a["actor"],
+                a["material"],
+                str(a["quantity"]),
+                a["documentHash"],
+            )
+        if name == "EventCorrected":
+            return "corrections", (
+                a["eventId"],
+                a["target"],
+                a["actor"],
+                a["reason"],
+                b"".join(a["corrective"]),
+            )
+        if name == "PassportAttested":
+            return "attestations", (
+                a["eventId"],
+                a["passport"],
+                a["auditor"],
+                a["verdict"],
+                a["reportHash"],
+            )
+        return None, ()  # OperationFailed and the like: nothing to keep
+
+    def rollback(self, to_block: int) -> None:
+        with self._write() as conn:
+            for table in _TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE block_number > ?", (to_block,))
+            conn.execute("DELETE FROM blocks WHERE number > ?", (to_block,))
+            row = conn.execute("SELECT hash FROM blocks WHERE number = ?", (to_block,)).fetchone()
+            if row is None:
+                conn.execute("DELETE FROM checkpoint")
+            else:
+                conn.execute(
+                    "UPDATE checkpoint SET block_number = ?, block_hash = ?, updated_at = ?",
+                    (to_block, row[0], time.time()),
+                )
+
+    # -- reading graphs --------------------------------------------------------------------------
+
+    def upstream(self, passport: bytes) -> Graph | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT event_id FROM steps WHERE passport = ?", (passport,)
+            ).fetchone()
+            if row is None:
+                return None
+            binding = bytes(row[0])
+            lots = [
+                bytes(r[0])
+                for r in conn.execute(
+                    "WITH RECURSIVE up(lot) AS ("
+                    " SELECT lot FROM consumptions WHERE event_id = ?"
+                    " UNION"
+                    " SELECT c.lot FROM up JOIN productions p ON p.lot = up.lot"
+                    " JOIN consumptions c ON c.event_id = p.event_id"
+                    ") SELECT lot FROM up",
+                    (binding,),
+                )
+            ]
+            graph = self._graph(conn, lots, extra_steps=[binding])
+            graph.attestations.update(self._attestations(conn, [passport]))
+            return graph
+
+    def downstream(self, lots: Sequence[bytes]) -> Graph:
+        with self._read() as conn:
+            self._fill(conn, "q_start", lots)
+            found = [
+                bytes(r[0])
+                for r in conn.execute(
+                    "WITH RECURSIVE down(lot) AS ("
+                    " SELECT id FROM q_start"
+                    " UNION"
+                    " SELECT p.lot FROM down JOIN consumptions c ON c.lot = down.lot"
+                    " JOIN productions p ON p.event_id = c.event_id"
+                    ") SELECT lot FROM down",
+                )
+            ]
+            self._fill(conn, "q_lots", found)
+            # Steps consuming any of these lots (transformations and bindings).
+            steps = [
+                bytes(r[0])
+                for r in conn.execute(
+                    "SELECT DISTINCT c.event_id FROM consumptions c JOIN q_lots q ON q.id = c.lot"
+                )
+            ]
+            graph = self._graph(conn, found, extra_steps=steps)
+            passports = [p for p, _ in graph.passports.items()]
+            graph.attestations.update(self._attestations(conn, passports))
+            return graph
+
+    @staticmethod
+    def _fill(conn: sqlite3.Connection, table: str, values: Iterable[bytes]) -> None:
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (id BLOB PRIMARY KEY)")
+        conn.execute(f"DELETE FROM {table}")
+        conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((v,) for v in values))
+
+    def _graph(
+        self, conn: sqlite3.Connection, lots: Sequence[bytes], extra_steps: Sequence[bytes]
+    ) -> Graph:
+        self._fill(conn, "q_lots", lots)
+        blocks: dict[int, tuple[bytes, int]] = {}
+        actors: set[str] = set()
+
+        def ref(event_id: bytes, tx: bytes, block: int, index: int, actor: str) -> EventRef:
+            actors.add(actor)
+            if block not in blocks:
+                hash_, ts = conn.execute(
+                    "SELECT hash, timestamp FROM blocks WHERE number = ?", (block,)
+                ).fetchone()
+                blocks[block] = (bytes(hash_), ts)
+            block_hash, timestamp = blocks[block]
+            return EventRef(bytes(event_id), bytes(tx), block, block_hash, index, timestamp, actor)
+
+        graph = Graph()
+        for r in conn.execute(
+            "SELECT c.tx_hash, c.log_index, c.block_number, c.event_id, c.lot, c.actor, "
+            "c.material, c.quantity, c.feedstock, c.footprint, c.document_hash, c.facility, "
+            "c.country FROM commissions c JOIN q_lots q ON q.id = c.lot"
+        ):
+            tx, index, block, eid, lot, actor, material, qty, feedstock, fp, doc, fac, country = r
+            origin = Origin(
+                feedstock,
+                int(fp),
+                bytes(fac),
+                country,
+                bytes(doc),
+                ref(eid, tx, block, index, actor),
+            )
+            graph.lots[bytes(lot)] = LotNode(bytes(lot), material, int(qty), origin=origin)
+        step_ids: set[bytes] = set(extra_steps)
+        for lot, eid, material, qty in conn.execute(
+            "SELECT p.lot, p.event_id, p.material, p.quantity FROM productions p "
+            "JOIN q_lots q ON q.id = p.lot"
+        ):
+            graph.lots[bytes(lot)] = LotNode(bytes(lot), material, int(qty), produced_by=bytes(eid))
+            step_ids.add(bytes(eid))
+        self._fill(conn, "q_steps", step_ids)
+        inputs: dict[bytes, list[Consumed]] = defaultdict(list)
+        consumers: dict[bytes, list[bytes]] = defaultdict(list)
+        for eid, lot, qty in conn.execute(
+            "SELECT c.event_id, c.lot, c.quantity FROM consumptions c "
+            "JOIN q_steps q ON q.id = c.event_id ORDER BY c.block_number, c.log_index"
+        ):
+            inputs[bytes(eid)].append(Consumed(bytes(lot), int(qty)))
+            consumers[bytes(lot)].append(bytes(eid))
+        outputs: dict[bytes, list[Produced]] = defaultdict(list)
+        for eid, lot, material, qty in conn.execute(
+            "SELECT p.event_id, p.lot, p.material, p.quantity FROM productions p "
+            "JOIN q_steps q ON q.id = p.event_id ORDER BY p.block_number, p.log_index"
+        ):
+            outputs[bytes(eid)].append(Produced(bytes(lot), material, int(qty)))
+        for tx, index, block, eid, kind, actor, fp, passport in conn.execute(
+            "SELECT s.tx_hash, s.log_index, s.block_number, s.event_id, s.kind, s.actor, "
+            "s.footprint, s.passport FROM steps s JOIN q_steps q ON q.id = s.event_id"
+        ):
+            step_id = bytes(eid)
+            graph.steps[step_id] = Step(
+                kind=cast(Literal["transform", "bind"], kind),
+                event=ref(eid, tx, block, index, actor),
+                footprint=int(fp),
+                inputs=tuple(inputs[step_id]),
+                outputs=tuple(outputs[step_id]),
+                passport=None if passport is None else bytes(passport),
+            )
+            if passport is not None:
+                graph.passports[bytes(passport)] = step_id
+        graph.consumers.update({lot: tuple(ids) for lot, ids in consumers.items()})
+        handoffs: dict[bytes, list[Handoff]] = defaultdict(list)
+        for tx, index, block, eid, lot, kind, sender, recipient in conn.execute(
+            "SELECT h.tx_hash, h.log_index, h.block_number, h.event_id, h.lot, h.kind, h.sender, "
+            "h.recipient FROM handoffs h JOIN q_lots q ON q.id = h.lot "
+            "ORDER BY h.block_number, h.log_index"
+        ):
+            actor = sender if kind in ("ship", "recall") else recipient
+            handoffs[bytes(lot)].append(
+                Handoff(
+                    bytes(lot),
+                    kind,
+                    sender,
+                    recipient,
+                    ref(eid, tx, block, index, actor),
+                )
+            )
+            actors.update((sender, recipient))
+        graph.handoffs.update({lot: tuple(items) for lot, items in handoffs.items()})
+        # Corrections of any event in the graph.
+        event_ids = {s.event.event_id for s in graph.steps.values()}
+        event_ids |= {n.origin.event.event_id for n in graph.lots.values() if n.origin}
+        event_ids |= {h.event.event_id for items in graph.handoffs.values() for h in items}
+        self._fill(conn, "q_events", event_ids)
+        corrections: dict[bytes, list[Correction]] = defaultdict(list)
+        for tx, index, block, eid, target, actor, reason, corrective in conn.execute(
+            "SELECT c.tx_hash, c.log_index, c.block_number, c.event_id, c.target, c.actor, "
+            "c.reason, c.corrective FROM corrections c JOIN q_events q ON q.id = c.target "
+            "ORDER BY c.block_number, c.log_index"
+        ):
+            raw = bytes(corrective)
+            corrections[bytes(target)].append(
+                Correction(
+                    bytes(target),
+                    reason,
+                    tuple(raw[i : i + 32] for i in range(0, len(raw), 32)),
+                    ref(eid, tx, block, index, actor),
+                )
+            )
+        graph.corrections.update({t: tuple(items) for t, items in corrections.items()})
+        graph.participants.update(self._participants(conn, sorted(actors), ref))
+        return graph
+
+    def _participants(
+        self, conn: sqlite3.Connection, accounts: Sequence[str], ref: Any
+    ) -> dict[str, ParticipantHistory]:
+        changes: dict[str, list[RoleChange]] = defaultdict(list)
+        facility: dict[str, bytes] = {}
+        country: dict[str, str] = {}
+        certs: dict[str, list[CertificationRecord]] = defaultdict(list)
+        for account in accounts:
+            for tx, index, block, eid, roles, fac, ctry in conn.execute(
+                "SELECT tx_hash, log_index, block_number, event_id, roles, facility, country "
+                "FROM participant_changes WHERE account = ? ORDER BY block_number, log_index",
+                (account,),
+            ):
+                changes[account].append(
+                    RoleChange(roles, block, index, ref(eid, tx, block, index, account))
+                )
+                if fac is not None:
+                    facility[account] = bytes(fac)
+                    country[account] = ctry
+            for tx, index, block, eid, scheme, valid_until, doc in conn.execute(
+                "SELECT tx_hash, log_index, block_number, event_id, scheme, valid_until, "
+                "document_hash FROM certifications WHERE account = ? "
+                "ORDER BY block_number, log_index",
+                (account,),
+            ):
+                certs[account].append(
+                    CertificationRecord(
+                        bytes(scheme),
+                        int(valid_until),
+                        bytes(doc),
+                        ref(eid, tx, block, index, account),
+                    )
+                )
+        return {
+            account: ParticipantHistory(
+                account,
+                facility.get(account, bytes(32)),
+                country.get(account, ""),
+                tuple(changes[account]),
+                tuple(certs[account]),
+            )
+            for account in accounts
+            if account in changes or account in certs
+        }
+
+    def _attestations(
+        self, conn: sqlite3.Connection, passports: Sequence[bytes]
+    ) -> dict[bytes, tuple[Attestation, ...]]:
+        found: dict[bytes, list[Attestation]] = defaultdict(list)
+        for passport in passports:
+            for tx, index, block, eid, auditor, verdict, report in conn.execute(
+                "SELECT a.tx_hash, a.log_index, a.block_number, a.event_id, a.auditor, a.verdict, "
+                "a.report_hash FROM attestations a WHERE a.passport = ? "
+                "ORDER BY a.block_number, a.log_index",
+                (passport,),
+            ):
+                block_hash, ts = conn.execute(
+                    "SELECT hash, timestamp FROM blocks WHERE number = ?", (block,)
+                ).fetchone()
+                event = EventRef(
+                    bytes(eid), bytes(tx), block, bytes(block_hash), index, ts, auditor
+                )
+                found[passport].append(Attestation(passport, verdict, bytes(report), event))
+        return {p: tuple(items) for p, items in found.items()}
+
+    # -- small reads -----------------------------------------------------------------------------
+
+    def lots_of_facility(self, facility: bytes) -> list[bytes]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT lot FROM commissions WHERE facility = ? ORDER BY block_number, log_index",
+                (facility,),
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def lot(self, lot: bytes) -> LotNode | None:
+        with self._read() as conn:
+            return self._graph(conn, [lot], extra_steps=[]).lots.get(lot)
+
+    def passports(self) -> list[bytes]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT passport FROM steps WHERE passport IS NOT NULL "
+                "ORDER BY block_number, log_index"
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = {
+                table: int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                for table in _TABLES
+            }
+        return counts

@@ -1,0 +1,149 @@
+"""The stored graph, as the provenance engine reads it: lots, the steps that consumed and produced
+them, custody hand-offs, participants' accreditation and certification history, corrections.
+
+A store (``mine2cell.index``) loads these from the indexed logs; the engine
+(``mine2cell.provenance.engine``) computes from them with no I/O. Masses are integer grams,
+footprints integer grams of CO2e, times unix seconds of the block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class EventRef:
+    """Where an event is on chain: its evidence."""
+
+    event_id: bytes
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+    log_index: int
+    timestamp: int
+    actor: str
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How a commissioned lot entered the ledger: mined (feedstock 0) or recycled (1 pre-consumer,
+    2 post-consumer), at a facility in a country."""
+
+    feedstock: int
+    footprint: int
+    facility: bytes
+    country: str
+    document_hash: bytes
+    event: EventRef
+
+
+@dataclass(frozen=True)
+class LotNode:
+    """A lot: its material, the quantity it was created with, and either its origin (commissioned)
+    or the step that produced it."""
+
+    lot: bytes
+    material: int
+    quantity: int
+    origin: Origin | None = None
+    produced_by: bytes | None = None  # event id of the producing step
+
+
+@dataclass(frozen=True)
+class Consumed:
+    lot: bytes
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Produced:
+    lot: bytes
+    material: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """A transformation (inputs consumed, outputs produced) or a passport binding (inputs only)."""
+
+    kind: Literal["transform", "bind"]
+    event: EventRef
+    footprint: int
+    inputs: tuple[Consumed, ...]
+    outputs: tuple[Produced, ...] = ()
+    passport: bytes | None = None  # for a binding
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A custody event on a lot: ``ship`` (sender -> recipient), ``receive``, ``reject``,
+    ``recall``."""
+
+    lot: bytes
+    kind: Literal["ship", "receive", "reject", "recall"]
+    sender: str
+    recipient: str
+    event: EventRef
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    """An accreditation (roles set) or a revocation (roles 0) at a point of the chain."""
+
+    roles: int
+    block_number: int
+    log_index: int
+    event: EventRef
+
+
+@dataclass(frozen=True)
+class CertificationRecord:
+    scheme: bytes
+    valid_until: int
+    document_hash: bytes
+    event: EventRef
+
+
+@dataclass(frozen=True)
+class ParticipantHistory:
+    account: str
+    facility: bytes
+    country: str
+    role_changes: tuple[RoleChange, ...]  # in chain order
+    certifications: tuple[CertificationRecord, ...]  # in chain order
+
+
+@dataclass(frozen=True)
+class Correction:
+    """An EPCIS errorDeclaration: event ``target`` declared erroneous."""
+
+    target: bytes
+    reason: int  # 1 did not occur, 2 incorrect data
+    corrective: tuple[bytes, ...]
+    event: EventRef
+
+
+@dataclass(frozen=True)
+class Attestation:
+    passport: bytes
+    verdict: int  # 1 pass, 2 fail
+    report_hash: bytes
+    event: EventRef
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A part of the stored graph that is closed under what a query needs: for a passport, every
+    lot upstream of its binding with the steps that produced them; for a downstream query, every
+    step and lot downstream of the start. Participants, custody and corrections cover those
+    lots' and steps' events."""
+
+    lots: dict[bytes, LotNode] = field(default_factory=dict)
+    steps: dict[bytes, Step] = field(default_factory=dict)  # by event id
+    consumers: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)  # lot -> step ids
+    handoffs: dict[bytes, tuple[Handoff, ...]] = field(default_factory=dict)  # by lot
+    participants: dict[str, ParticipantHistory] = field(default_factory=dict)
+    corrections: dict[bytes, tuple[Correction, ...]] = field(default_factory=dict)  # by target
+    attestations: dict[bytes, tuple[Attestation, ...]] = field(default_factory=dict)  # passport
+    passports: dict[bytes, bytes] = field(default_factory=dict)  # passport -> binding step id
