@@ -23,6 +23,7 @@ from mine2cell.config import Settings
 from mine2cell.csv_import import RowResult, parse_feedstock, parse_material, read_rows, run_import
 from mine2cell.errors import InvalidInput, Mine2CellError
 from mine2cell.ids import parse_id, show_id
+from mine2cell.index.sync import SyncResult
 from mine2cell.materials import describe
 from mine2cell.relay import intake
 from mine2cell.relay.outbox import Accepted, OperationStatus, State
@@ -783,6 +784,77 @@ def _print_import(service: Service, results: list[RowResult], *, as_json: bool) 
             err_console.print(f"line {r.line}: {r.status.reason}", highlight=False)
     failed = sum(1 for r in results if r.error or (r.status and r.status.state is State.REJECTED))
     console.print(f"{confirmed} rows confirmed, {failed} failed, of {len(results)}")
+
+
+def _sync(service: Service, *, quiet: bool) -> SyncResult:
+    """Bring the index up to date, with a progress bar over blocks unless ``quiet``."""
+    indexer = service.indexer()
+    with Progress(
+        TextColumn("indexing blocks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("sync", total=None)
+
+        def advance(first: int, done: int, target: int) -> None:
+            progress.update(task, total=target - first + 1, completed=done - first + 1)
+
+        return indexer.sync(advance)
+
+
+@app.command()
+def sync(
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Forget the index and read the whole chain again.")
+    ] = False,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Follow the ledger's events into the local index (reorg-aware; safe to re-run)."""
+    opts = _Options(data_dir, rpc_url, ledger, None, json_out)
+    try:
+        with _service(opts) as service:
+            if rebuild:
+                service.rebuild_index()
+            result = _sync(service, quiet=json_out)
+            counts = service.store().counts()
+            if json_out:
+                print(
+                    json.dumps(
+                        {
+                            "fromBlock": result.from_block,
+                            "toBlock": result.to_block,
+                            "logs": result.logs,
+                            "stored": result.stored,
+                            "rolledBackTo": result.rolled_back_to,
+                            "seconds": round(result.seconds, 3),
+                            "rows": counts,
+                        },
+                        indent=2,
+                    )
+                )
+                return
+            if result.rolled_back_to is not None:
+                console.print(
+                    f"the chain reorganised: rolled back to block {result.rolled_back_to}"
+                )
+            rate = result.logs / result.seconds if result.seconds > 0 else 0.0
+            console.print(
+                f"indexed blocks {result.from_block}..{result.to_block}: {result.logs} events "
+                f"({result.stored} new) in {result.seconds:.2f} s ({rate:,.0f}/s)"
+            )
+            console.print(
+                f"{counts['commissions']} lots commissioned, {counts['productions']} produced, "
+                f"{counts['steps']} transformations and bindings, {counts['handoffs']} hand-offs"
+            )
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()

@@ -14,6 +14,12 @@ def _default_data_dir() -> Path:
     return Path(base) / "mine2cell"
 
 
+# A starting list of conflict-affected and high-risk areas for battery minerals, to be replaced by
+# each operator's own due-diligence assessment (EU 2023/1542 Art. 48-52 and the OECD guidance leave
+# the list to the economic operator).
+DEFAULT_HIGH_RISK_COUNTRIES = "AF,BF,CD,CF,IQ,LY,ML,MM,NE,SD,SO,SS,SY,VE,YE"
+
+
 class Settings(BaseSettings):
     """Read from MINE2CELL_* environment variables; CLI options override them."""
 
@@ -29,6 +35,13 @@ class Settings(BaseSettings):
     governor_key: str = Field(default="governor", description="Key file of the governor")
     relayer_key: str = Field(default="relayer", description="Key file that relays batches")
     anvil_path: Path | None = None
+    confirmations: int = Field(
+        default=0, ge=0, description="Blocks the index stays behind the head (0 on a dev node)"
+    )
+    high_risk_countries: str = Field(
+        default=DEFAULT_HIGH_RISK_COUNTRIES,
+        description="ISO 3166-1 alpha-2 codes, comma-separated, whose origins are flagged",
+    )
     passphrase: SecretStr | None = Field(
         default=None, description="Passphrase of the key files (prefer a prompt or a file)"
     )
@@ -40,6 +53,12 @@ class Settings(BaseSettings):
     @property
     def node_state_file(self) -> Path:
         return self.data_dir / "node" / "state.json"
+
+    @property
+    def high_risk_country_set(self) -> frozenset[str]:
+        return frozenset(
+            c.strip().upper() for c in self.high_risk_countries.split(",") if c.strip()
+        )
 
     def ledger_dir(self, chain_id: int, address: str) -> Path:
         """Where one ledger's local databases live (outbox, index)."""

@@ -26,6 +26,8 @@ from mine2cell.client import SigningClient
 from mine2cell.codes import Role
 from mine2cell.config import Settings
 from mine2cell.errors import ConfigurationError, InvalidInput, NodeError
+from mine2cell.index.store import SqliteStore
+from mine2cell.index.sync import Indexer
 from mine2cell.relay.outbox import OperationStatus, Outbox, State
 from mine2cell.relay.relay import BatchPolicy, Relay, RelayLock
 from mine2cell.signing.eip712 import Accredit, LocalSigner, text32
@@ -115,6 +117,7 @@ class Service:
         path = settings.ledger_dir(chain_id, self.ledger.address) / "outbox.sqlite"
         self.outbox = Outbox(path)
         self._stack.callback(self.outbox.close)
+        self._store: SqliteStore | None = None
 
     def _ledger(self, chain_id: int) -> LedgerClient:
         settings = self.settings
@@ -199,6 +202,36 @@ class Service:
 
     def client(self, name: str) -> SigningClient:
         return SigningClient(self.ledger, self.outbox, self.signer(name))
+
+    # -- the index -----------------------------------------------------------------------------
+
+    def index_path(self) -> Path:
+        return self.settings.ledger_dir(self.w3.eth.chain_id, self.ledger.address) / "index.sqlite"
+
+    def store(self) -> SqliteStore:
+        if self._store is None:
+            self._store = SqliteStore(self.index_path())
+            self._stack.callback(self._store.close)
+        return self._store
+
+    def indexer(self) -> Indexer:
+        known = Deployment.load(self.settings.data_dir, self.w3.eth.chain_id)
+        start = known.block if known is not None and known.address == self.ledger.address else 0
+        return Indexer(
+            self.w3,
+            self.ledger.address,
+            self.store(),
+            confirmations=self.settings.confirmations,
+            start_block=start,
+        )
+
+    def rebuild_index(self) -> None:
+        """Forget the index (a corrupted file included); the next sync reads the chain again."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.index_path()) + suffix).unlink(missing_ok=True)
 
     # -- relaying ------------------------------------------------------------------------------
 

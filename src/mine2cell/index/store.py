@@ -73,6 +73,10 @@ class Store(Protocol):
         """Every step and lot downstream of these lots (the lots themselves included)."""
         ...
 
+    def ancestry(self, lots: Sequence[bytes]) -> Graph:
+        """These lots and every lot and step upstream of them."""
+        ...
+
     def lots_of_facility(self, facility: bytes) -> list[bytes]: ...
 
     def lot(self, lot: bytes) -> LotNode | None: ...
@@ -332,6 +336,22 @@ class SqliteStore:
             graph = self._graph(conn, lots, extra_steps=[binding])
             graph.attestations.update(self._attestations(conn, [passport]))
             return graph
+
+    def ancestry(self, lots: Sequence[bytes]) -> Graph:
+        with self._read() as conn:
+            self._fill(conn, "q_start", lots)
+            found = [
+                bytes(r[0])
+                for r in conn.execute(
+                    "WITH RECURSIVE up(lot) AS ("
+                    " SELECT id FROM q_start"
+                    " UNION"
+                    " SELECT c.lot FROM up JOIN productions p ON p.lot = up.lot"
+                    " JOIN consumptions c ON c.event_id = p.event_id"
+                    ") SELECT lot FROM up",
+                )
+            ]
+            return self._graph(conn, found, extra_steps=[])
 
     def downstream(self, lots: Sequence[bytes]) -> Graph:
         with self._read() as conn:

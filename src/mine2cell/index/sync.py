@@ -22,6 +22,8 @@ from mine2cell.index.store import Checkpoint, Store
 
 # How far back (in stored blocks) a reorganisation is looked for at each sync.
 REORG_WINDOW = 64
+# How many times a page is read again when the chain changes under it before giving up.
+MAX_PAGE_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Indexer:
         logs_read = stored = 0
         start = first
         page = self.page_blocks
+        retries = 0
         while start <= target:
             end = min(start + page - 1, target)
             try:
@@ -113,10 +116,23 @@ class Indexer:
                 page = max(1, page // 4)  # too many logs for the node in one answer
                 continue
             logs = [log for log in (decode_log(item) for item in raw) if log is not None]
-            blocks = self._blocks_of(logs, end)
+            blocks = self._blocks_of(logs, end, self.store.checkpoint())
             if blocks is None:
-                # A block of this page left the chain while it was read: read it again.
+                # The chain reorganised while this page was read: undo what left the chain, then
+                # read from the new checkpoint.
+                retries += 1
+                if retries > MAX_PAGE_RETRIES:
+                    raise NodeError(
+                        f"blocks {start}..{end} kept changing while they were read; the node is "
+                        "reorganising or its answers are inconsistent"
+                    )
+                time.sleep(0.05 * retries)
+                fork = self._undo_reorg()
+                if fork is not None:
+                    rolled_back = fork if rolled_back is None else min(rolled_back, fork)
+                    start = fork + 1 if fork >= 0 else self.start_block
                 continue
+            retries = 0
             stored += self.store.ingest(logs, blocks, Checkpoint(end, blocks[end][0]))
             logs_read += len(logs)
             if progress is not None:
@@ -133,23 +149,30 @@ class Indexer:
         )
 
     def _blocks_of(
-        self, logs: Sequence[LedgerLog], end: int
+        self, logs: Sequence[LedgerLog], end: int, checkpoint: Checkpoint | None
     ) -> dict[int, tuple[bytes, int]] | None:
         """The page's blocks (those with logs, and its last) as they are on the canonical chain
-        now; None if a log's block is no longer canonical."""
-        numbers = sorted({log.block_number for log in logs} | {end})
-        headers = self._headers(numbers)
+        now; None if a log's block, or the stored checkpoint the page builds on, is no longer
+        canonical (the page and the store would then mix two histories)."""
+        numbers = {log.block_number for log in logs} | {end}
+        if checkpoint is not None:
+            numbers.add(checkpoint.block_number)
+        headers = self._headers(sorted(numbers))
         if end not in headers:
             return None
+        if checkpoint is not None:
+            canonical = headers.pop(checkpoint.block_number, None)
+            if canonical is None or canonical[0] != checkpoint.block_hash:
+                return None
         for log in logs:
-            canonical = headers.get(log.block_number)
-            if canonical is None or canonical[0] != log.block_hash:
+            found = headers.get(log.block_number)
+            if found is None or found[0] != log.block_hash:
                 return None
         return headers
 
     def _undo_reorg(self) -> int | None:
-        """If stored blocks are no longer canonical, roll the store back to the highest stored
-        block that still is (the fork point) and return it."""
+        """If stored blocks are no longer canonical, roll the store back to the fork point (the
+        highest stored block below every stored block that left the chain) and return it."""
         checkpoint = self.store.checkpoint()
         if checkpoint is None:
             return None
@@ -161,17 +184,17 @@ class Indexer:
             return None
         fork = -1
         while stored:
-            for number, block_hash in stored:
-                if canonical.get(number, (None,))[0] == block_hash:
-                    fork = number
-                    break
-            else:
-                # Nothing in this window is canonical: look further back.
-                lowest = stored[-1][0]
-                stored = self.store.stored_blocks(lowest - 1, REORG_WINDOW)
-                canonical = self._headers([n for n, _ in stored])
-                continue
-            break
+            # Not merely the highest canonical block: a sync that ran across a reorganisation may
+            # have stored canonical blocks above blocks that left the chain, whose rows must go.
+            left = [i for i, (n, h) in enumerate(stored) if canonical.get(n, (None,))[0] != h]
+            below = left[-1] + 1 if left else 0
+            if below < len(stored):
+                fork = stored[below][0]
+                break
+            # Nothing in this window is canonical below the blocks that left: look further back.
+            lowest = stored[-1][0]
+            stored = self.store.stored_blocks(lowest - 1, REORG_WINDOW)
+            canonical = self._headers([n for n, _ in stored])
         self.store.rollback(fork)
         return fork
 
