@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from mine2cell.errors import InvalidInput, Mine2CellError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.index.sync import SyncResult
 from mine2cell.materials import describe
+from mine2cell.provenance.engine import downstream, lot_provenance, passport_provenance
+from mine2cell.provenance.text import print_downstream, print_provenance
 from mine2cell.relay import intake
 from mine2cell.relay.outbox import Accepted, OperationStatus, State
 from mine2cell.service import Service
@@ -522,6 +525,117 @@ def passport_bind(
             document_hash=_document_hash(document, document_hash),
         ),
     )
+
+
+def _names(service: Service) -> dict[str, str]:
+    """Key names by address, to show participants by name where this data directory knows them."""
+    try:
+        return {entry.address: entry.name for entry in service.keystore.entries()}
+    except Mine2CellError:
+        return {}
+
+
+@passport_app.command("show")
+def passport_show(
+    passport: Annotated[str, typer.Argument(help="Passport id: text, URI or 0x id.")],
+    tree: Annotated[bool, typer.Option("--tree/--no-tree", help="Draw the upstream tree.")] = True,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Where a battery's raw materials come from: origins by mine, country and element,
+    recycled content, carbon footprint, due-diligence flags and the upstream tree."""
+    opts = _Options(data_dir, rpc_url, ledger, None, json_out)
+    try:
+        with _service(opts) as service:
+            _sync(service, quiet=json_out)
+            passport_id = parse_id(passport, "passport")
+            graph = service.store().upstream(passport_id)
+            if graph is None:
+                raise InvalidInput(
+                    "passport", f"passport {show_id(passport_id)} is not bound on this ledger"
+                )
+            report = passport_provenance(
+                graph,
+                passport_id,
+                high_risk_countries=service.settings.high_risk_country_set,
+                now=int(time.time()),
+            )
+            if json_out:
+                print(json.dumps(report.to_json(), indent=2))
+                return
+            print_provenance(
+                console,
+                report,
+                title=f"passport {show_id(passport_id)}",
+                names=_names(service),
+                tree=tree,
+            )
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+@lot_app.command("trace")
+def lot_trace(
+    lot: Annotated[
+        str | None, typer.Argument(help="Lot number, URI or 0x id (or give --facility).")
+    ] = None,
+    downstream_: Annotated[
+        bool,
+        typer.Option(
+            "--downstream", help="Where its material went: every lot and passport containing it."
+        ),
+    ] = False,
+    facility: Annotated[
+        str | None,
+        typer.Option("--facility", help="All lots commissioned at this mine or recycler."),
+    ] = None,
+    tree: Annotated[bool, typer.Option("--tree/--no-tree", help="Draw the upstream tree.")] = True,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    json_out: JsonOut = False,
+) -> None:
+    """A lot's provenance (upstream: origins, footprint, flags), or with --downstream every lot
+    and passport its material reached, with quantities (for recalls)."""
+    opts = _Options(data_dir, rpc_url, ledger, None, json_out)
+    try:
+        if (lot is None) == (facility is None):
+            raise InvalidInput("lot", "give a lot, or --facility for all lots of a mine")
+        with _service(opts) as service:
+            _sync(service, quiet=json_out)
+            store = service.store()
+            if facility is not None:
+                start = store.lots_of_facility(text32(facility, "facility"))
+                if not start:
+                    raise InvalidInput("facility", f"no lot was commissioned at {facility!r}")
+                label = f"facility {facility}"
+            else:
+                assert lot is not None
+                start = [parse_id(lot)]
+                label = f"lot {show_id(start[0])}"
+            if downstream_ or facility is not None:
+                result = downstream(store.downstream(start), start)
+                if json_out:
+                    print(json.dumps(result.to_json(), indent=2))
+                    return
+                print_downstream(console, result, title=label)
+                return
+            graph = store.ancestry(start)
+            if start[0] not in graph.lots:
+                raise InvalidInput("lot", f"{label} is not in the index of this ledger")
+            report = lot_provenance(
+                graph, start[0], high_risk_countries=service.settings.high_risk_country_set
+            )
+            if json_out:
+                print(json.dumps(report.to_json(), indent=2))
+                return
+            print_provenance(
+                console, report, title=label, names=_names(service), tree=tree, whole_lot=True
+            )
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
 
 
 def _roles(text: str) -> int:

@@ -26,7 +26,12 @@ from mine2cell.chain.node import DevNode, connect
 from mine2cell.codes import Feedstock, Role
 from mine2cell.config import Settings
 from mine2cell.errors import NodeError
+from mine2cell.ids import show_id
+from mine2cell.index.store import SqliteStore
+from mine2cell.index.sync import Indexer
 from mine2cell.materials import describe, material
+from mine2cell.provenance.engine import passport_provenance
+from mine2cell.provenance.text import print_provenance
 from mine2cell.service import deploy_ledger, fund_on_dev_node
 from mine2cell.signing.eip712 import (
     Accredit,
@@ -93,7 +98,8 @@ class DemoRun:
     passports: list[bytes] = field(default_factory=list)
 
     def lot_id(self, name: str) -> LotId:
-        return LotId(keccak(text=f"{self.run_id}/lot/{name}"))
+        """A readable lot number, unique to this run (it shows as text on chain)."""
+        return LotId(text32(f"{name}-{self.run_id}", "lot"))
 
     def sign(self, op_type: type[Operation], who: str, **fields: Any) -> SignedOperation:
         return self.ledger.sign(op_type, self.keys[who], **fields)
@@ -153,6 +159,9 @@ def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
                 ("mine_cd", "IRMA"),
                 ("mine_au", "IRMA"),
                 ("mine_cl", "IRMA"),
+                ("recycler", "ISO 14001"),
+                ("cathode", "ISO 14001"),
+                ("cell", "ISO 14001"),
             )
         ]
         run.batch("accredit cast, record certificates", ops)
@@ -250,7 +259,7 @@ def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
         hand_off("cathode material", "cam-nmc-1", "cathode", "cell")
 
     def bind() -> None:
-        run.passports = [keccak(text=f"{run.run_id}/passport/{i}") for i in range(3)]
+        run.passports = [text32(f"BAT-{run.run_id}-{i + 1}", "passport") for i in range(3)]
         run.batch(
             "bind 3 batteries to passports",
             [
@@ -306,7 +315,7 @@ def _bootstrap(w3: Web3, console: Console) -> DemoRun:
             ) from None
     ledger, _ = deploy_ledger(w3, keys["governor"], keys["relayer"])
     console.print(f"deployed the ledger at {ledger.address} (governor {keys['governor'].address})")
-    return DemoRun(ledger, keys, run_id=secrets.token_hex(8))
+    return DemoRun(ledger, keys, run_id=secrets.token_hex(3))
 
 
 def run_demo(settings: Settings, console: Console) -> DemoRun:
@@ -322,7 +331,37 @@ def run_demo(settings: Settings, console: Console) -> DemoRun:
                 progress.advance(task)
             progress.update(task, description="done")
         _report(run, console)
+        _provenance(run, settings, w3, console)
     return run
+
+
+def _provenance(run: DemoRun, settings: Settings, w3: Web3, console: Console) -> None:
+    """Index the new ledger and print where each passport's raw materials come from."""
+    ledger = run.ledger
+    path = settings.ledger_dir(ledger.domain.chain_id, ledger.address) / "index.sqlite"
+    store = SqliteStore(path)
+    try:
+        result = Indexer(w3, ledger.address, store).sync()
+        console.print(
+            f"indexed {result.logs} ledger events in {result.seconds * 1000:.0f} ms ({path})"
+        )
+        names: dict[str, str] = {signer.address: name for name, signer in run.keys.items()}
+        for i, passport in enumerate(run.passports):
+            graph = store.upstream(passport)
+            if graph is None:
+                raise NodeError(f"passport 0x{passport.hex()} is missing from the index")
+            report = passport_provenance(
+                graph,
+                passport,
+                high_risk_countries=settings.high_risk_country_set,
+                now=int(time.time()),
+            )
+            console.rule(f"provenance of passport {i + 1} of {len(run.passports)}")
+            print_provenance(
+                console, report, title=f"passport {show_id(passport)}", names=names, tree=i == 0
+            )
+    finally:
+        store.close()
 
 
 def _report(run: DemoRun, console: Console) -> None:
@@ -359,5 +398,5 @@ def _report(run: DemoRun, console: Console) -> None:
     for p in run.passports:
         binder = run.ledger.passport_binder(p)
         shown = names.get(binder, binder) if binder else "nobody"
-        console.print(f"passport 0x{p.hex()} bound by {shown}")
+        console.print(f"passport {show_id(p)} bound by {shown}")
     console.print(f"ledger {run.ledger.address} on chain {run.ledger.domain.chain_id}")

@@ -28,9 +28,30 @@ def _mine2cell(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_demo_records_a_supply_chain_and_binds_three_passports(tmp_path: Path) -> None:
     result = _mine2cell("demo", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("bound by cell") == 3
+    assert result.stdout.count("bound by cell") == 6  # the binding list, then each provenance
     assert "auditor attests passport 1" in result.stdout
     assert (tmp_path / "node" / "state.json").is_file()
+
+
+def test_demo_ends_with_the_provenance_of_each_passport(tmp_path: Path) -> None:
+    result = _mine2cell("demo", data_dir=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert [line.strip("─ ") for line in out.splitlines() if "provenance of" in line] == [
+        "provenance of passport 1 of 3",
+        "provenance of passport 2 of 3",
+        "provenance of passport 3 of 3",
+    ]
+    # 45 kg of cathode material per battery: 1/400 of the 18 t cathode lot, whose 20 t of cobalt
+    # sulfate are 20/35 of the refinery's output from 12 t (CD) + 8 t (AU) + 3 t of black mass,
+    # and whose 6 t of lithium carbonate are 6/10 of the Chilean lot.
+    assert (
+        out.count("│ cobalt  │     yes │ 32.857 kg │ 68.66 % │       0.00 % │       13.04 % │") == 3
+    )
+    assert out.count("│ CL      │     15 kg │ 31.34 % │") == 3
+    assert out.count("│ total              │ 857.429 kg │ 100.00 % │") == 3
+    assert out.count("high-risk-origin") == 3
 
 
 def test_demo_runs_again_on_the_persisted_node(tmp_path: Path) -> None:
