@@ -616,7 +616,10 @@ def lot_trace(
                 start = [parse_id(lot)]
                 label = f"lot {show_id(start[0])}"
             if downstream_ or facility is not None:
-                result = downstream(store.downstream(start), start)
+                graph = store.downstream(start)
+                if start[0] not in graph.lots:
+                    raise InvalidInput("lot", f"{label} is not in the index of this ledger")
+                result = downstream(graph, start)
                 if json_out:
                     print(json.dumps(result.to_json(), indent=2))
                     return
@@ -859,7 +862,7 @@ def import_csv(
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=err_console,
-                disable=json_out,
+                disable=json_out or not err_console.is_terminal,
             ) as progress:
                 task = progress.add_task("rows", total=len(rows))
                 results += run_import(
@@ -909,7 +912,7 @@ def _sync(service: Service, *, quiet: bool) -> SyncResult:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        disable=quiet,
+        disable=quiet or not err_console.is_terminal,
         transient=True,
     ) as progress:
         task = progress.add_task("sync", total=None)
@@ -959,10 +962,13 @@ def sync(
                     f"the chain reorganised: rolled back to block {result.rolled_back_to}"
                 )
             rate = result.logs / result.seconds if result.seconds > 0 else 0.0
-            console.print(
-                f"indexed blocks {result.from_block}..{result.to_block}: {result.logs} events "
-                f"({result.stored} new) in {result.seconds:.2f} s ({rate:,.0f}/s)"
-            )
+            if result.from_block > result.to_block:
+                console.print(f"the index is up to date at block {result.to_block}")
+            else:
+                console.print(
+                    f"indexed blocks {result.from_block}..{result.to_block}: {result.logs} "
+                    f"events ({result.stored} new) in {result.seconds:.2f} s ({rate:,.0f}/s)"
+                )
             console.print(
                 f"{counts['commissions']} lots commissioned, {counts['productions']} produced, "
                 f"{counts['steps']} transformations and bindings, {counts['handoffs']} hand-offs"

@@ -307,15 +307,29 @@ def passport_provenance(
     ``now`` is only recorded in the report (``as_of``): every check is made at the time of the
     event it concerns, as the chain recorded it.
     """
+    return _provenance(graph, passport, high_risk_countries=high_risk_countries, now=now)
+
+
+def _provenance(
+    graph: Graph,
+    passport: bytes,
+    *,
+    high_risk_countries: frozenset[str],
+    now: int | None,
+    probe: bytes | None = None,
+) -> PassportProvenance:
+    """``probe``: the id of a stand-in binding (``lot_provenance``) that roots the walk but is no
+    event of the chain, so it is left out of the steps, the footprint and the flags."""
     binding_id = graph.passports.get(passport)
     if binding_id is None:
         raise UnknownPassport(passport)
     binding = _step(graph, binding_id)
     order = _upstream_order(graph, binding_id)
+    recorded = [step_id for step_id in order if step_id != probe]
     participants = _Participants(graph)
     lot_mass, step_mass = _attribute(graph, order)
     lots = _lot_views(graph, lot_mass)
-    steps = _step_views(graph, order, step_mass, participants)
+    steps = _step_views(graph, recorded, step_mass, participants)
     elements, facilities, countries, recycled, origin_grams = _origin_shares(lots)
     return PassportProvenance(
         passport=passport,
@@ -329,7 +343,7 @@ def passport_provenance(
         recycled=recycled,
         footprint=_footprint(lots, steps),
         dag=_dag(graph, order, lots, steps),
-        flags=_flags(graph, order, lots, participants, high_risk_countries),
+        flags=_flags(graph, recorded, lots, participants, high_risk_countries),
         attestations=tuple(graph.attestations.get(passport, ())),
     )
 
@@ -890,4 +904,6 @@ def lot_provenance(
         steps={**graph.steps, probe_id: probe},
         passports={**graph.passports, lot: probe_id},
     )
-    return passport_provenance(extended, lot, high_risk_countries=high_risk_countries)
+    return _provenance(
+        extended, lot, high_risk_countries=high_risk_countries, now=None, probe=probe_id
+    )
