@@ -9,7 +9,7 @@ PYTHON3 ?= python3
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test contracts gas bench-relay
+.PHONY: install demo test contracts gas bench-relay bench-provenance
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -45,3 +45,7 @@ gas: install
 
 bench-relay: install
 	$(PY) bench/relay_throughput.py
+
+# Several minutes: generates a 10,000- and a 100,000-lot ledger on anvil nodes of its own.
+bench-provenance: install
+	$(PY) bench/provenance.py

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +98,11 @@ _TABLES = (
     "handoffs",
     "corrections",
     "attestations",
+)
+# One step of the upstream walk: from a lot to the inputs of the step that produced it.
+_UP_STEP = (
+    "SELECT c.lot FROM up CROSS JOIN productions p ON p.lot = up.lot"
+    " CROSS JOIN consumptions c ON c.event_id = p.event_id"
 )
 _HANDOFF_KINDS = {
     "LotShipped": "ship",
@@ -321,63 +326,49 @@ class SqliteStore:
             if row is None:
                 return None
             binding = bytes(row[0])
-            lots = [
-                bytes(r[0])
-                for r in conn.execute(
-                    "WITH RECURSIVE up(lot) AS ("
-                    " SELECT lot FROM consumptions WHERE event_id = ?"
-                    " UNION"
-                    " SELECT c.lot FROM up JOIN productions p ON p.lot = up.lot"
-                    " JOIN consumptions c ON c.event_id = p.event_id"
-                    ") SELECT lot FROM up",
-                    (binding,),
-                )
-            ]
-            graph = self._graph(conn, lots, extra_steps=[binding])
+            self._fill(conn, "q_lots", ())
+            conn.execute(
+                "INSERT INTO q_lots WITH RECURSIVE up(lot) AS ("
+                " SELECT lot FROM consumptions WHERE event_id = ?"
+                f" UNION {_UP_STEP}) SELECT lot FROM up",
+                (binding,),
+            )
+            graph = self._graph(conn, extra_steps=[binding])
             graph.attestations.update(self._attestations(conn, [passport]))
             return graph
 
     def ancestry(self, lots: Sequence[bytes]) -> Graph:
         with self._read() as conn:
             self._fill(conn, "q_start", lots)
-            found = [
-                bytes(r[0])
-                for r in conn.execute(
-                    "WITH RECURSIVE up(lot) AS ("
-                    " SELECT id FROM q_start"
-                    " UNION"
-                    " SELECT c.lot FROM up JOIN productions p ON p.lot = up.lot"
-                    " JOIN consumptions c ON c.event_id = p.event_id"
-                    ") SELECT lot FROM up",
-                )
-            ]
-            return self._graph(conn, found, extra_steps=[])
+            self._fill(conn, "q_lots", ())
+            conn.execute(
+                "INSERT INTO q_lots WITH RECURSIVE up(lot) AS ("
+                f" SELECT id FROM q_start UNION {_UP_STEP}) SELECT lot FROM up"
+            )
+            return self._graph(conn, extra_steps=[])
 
     def downstream(self, lots: Sequence[bytes]) -> Graph:
         with self._read() as conn:
             self._fill(conn, "q_start", lots)
-            found = [
-                bytes(r[0])
-                for r in conn.execute(
-                    "WITH RECURSIVE down(lot) AS ("
-                    " SELECT id FROM q_start"
-                    " UNION"
-                    " SELECT p.lot FROM down JOIN consumptions c ON c.lot = down.lot"
-                    " JOIN productions p ON p.event_id = c.event_id"
-                    ") SELECT lot FROM down",
-                )
-            ]
-            self._fill(conn, "q_lots", found)
+            self._fill(conn, "q_lots", ())
+            conn.execute(
+                "INSERT INTO q_lots WITH RECURSIVE down(lot) AS ("
+                " SELECT id FROM q_start"
+                " UNION"
+                " SELECT p.lot FROM down CROSS JOIN consumptions c ON c.lot = down.lot"
+                " CROSS JOIN productions p ON p.event_id = c.event_id"
+                ") SELECT lot FROM down"
+            )
             # Steps consuming any of these lots (transformations and bindings).
             steps = [
                 bytes(r[0])
                 for r in conn.execute(
-                    "SELECT DISTINCT c.event_id FROM consumptions c JOIN q_lots q ON q.id = c.lot"
+                    "SELECT DISTINCT c.event_id FROM q_lots q "
+                    "CROSS JOIN consumptions c ON c.lot = q.id"
                 )
             ]
-            graph = self._graph(conn, found, extra_steps=steps)
-            passports = [p for p, _ in graph.passports.items()]
-            graph.attestations.update(self._attestations(conn, passports))
+            graph = self._graph(conn, extra_steps=steps)
+            graph.attestations.update(self._attestations(conn, list(graph.passports)))
             return graph
 
     @staticmethod
@@ -386,29 +377,73 @@ class SqliteStore:
         conn.execute(f"DELETE FROM {table}")
         conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((v,) for v in values))
 
-    def _graph(
-        self, conn: sqlite3.Connection, lots: Sequence[bytes], extra_steps: Sequence[bytes]
-    ) -> Graph:
-        self._fill(conn, "q_lots", lots)
-        blocks: dict[int, tuple[bytes, int]] = {}
-        actors: set[str] = set()
+    def _graph(self, conn: sqlite3.Connection, extra_steps: Sequence[bytes]) -> Graph:
+        """The graph over the lots in the temp table q_lots."""
+        # Each query reads from a small temp table of ids into an indexed table (CROSS JOIN keeps
+        # SQLite from scanning the big table instead), so the cost follows the size of the
+        # graph, not of the ledger. Rows are read first and objects built after, so that the
+        # blocks they refer to are read in one query.
+        commissions = conn.execute(
+            "SELECT c.tx_hash, c.log_index, c.block_number, c.event_id, c.lot, c.actor, "
+            "c.material, c.quantity, c.feedstock, c.footprint, c.document_hash, c.facility, "
+            "c.country FROM q_lots q CROSS JOIN commissions c ON c.lot = q.id"
+        ).fetchall()
+        produced = conn.execute(
+            "SELECT p.lot, p.event_id, p.material, p.quantity FROM q_lots q "
+            "CROSS JOIN productions p ON p.lot = q.id"
+        ).fetchall()
+        self._fill(conn, "q_steps", extra_steps)
+        conn.execute(
+            "INSERT OR IGNORE INTO q_steps SELECT p.event_id FROM q_lots q "
+            "CROSS JOIN productions p ON p.lot = q.id"
+        )
+        consumed = conn.execute(
+            "SELECT c.event_id, c.lot, c.quantity FROM q_steps q "
+            "CROSS JOIN consumptions c ON c.event_id = q.id ORDER BY c.block_number, c.log_index"
+        ).fetchall()
+        outputs_rows = conn.execute(
+            "SELECT p.event_id, p.lot, p.material, p.quantity FROM q_steps q "
+            "CROSS JOIN productions p ON p.event_id = q.id ORDER BY p.block_number, p.log_index"
+        ).fetchall()
+        step_rows = conn.execute(
+            "SELECT s.tx_hash, s.log_index, s.block_number, s.event_id, s.kind, s.actor, "
+            "s.footprint, s.passport FROM q_steps q CROSS JOIN steps s ON s.event_id = q.id"
+        ).fetchall()
+        handoff_rows = conn.execute(
+            "SELECT h.tx_hash, h.log_index, h.block_number, h.event_id, h.lot, h.kind, h.sender, "
+            "h.recipient FROM q_lots q CROSS JOIN handoffs h ON h.lot = q.id "
+            "ORDER BY h.block_number, h.log_index"
+        ).fetchall()
+        # Corrections of the graph's events: one index probe per event, none when no event of
+        # the whole ledger was ever corrected.
+        correction_rows: list[Any] = []
+        if conn.execute("SELECT 1 FROM corrections LIMIT 1").fetchone() is not None:
+            columns = "x.tx_hash, x.log_index, x.block_number, x.event_id, x.target, x.actor, "
+            columns += "x.reason, x.corrective"
+            correction_rows = conn.execute(
+                f"SELECT {columns} FROM q_lots q CROSS JOIN commissions c ON c.lot = q.id"
+                " CROSS JOIN corrections x ON x.target = c.event_id"
+                f" UNION ALL SELECT {columns} FROM q_steps q"
+                " CROSS JOIN corrections x ON x.target = q.id"
+                f" UNION ALL SELECT {columns} FROM q_lots q CROSS JOIN handoffs h ON h.lot = q.id"
+                " CROSS JOIN corrections x ON x.target = h.event_id"
+                " ORDER BY 3, 2"
+            ).fetchall()
+        actors = {r[5] for r in commissions} | {r[5] for r in step_rows}
+        actors |= {r[6] for r in handoff_rows} | {r[7] for r in handoff_rows}
+        actors |= {r[5] for r in correction_rows}
+        change_rows, certification_rows = self._participant_rows(conn, actors)
+        block_numbers = {r[2] for r in commissions} | {r[2] for r in step_rows}
+        block_numbers |= {r[2] for r in handoff_rows} | {r[2] for r in correction_rows}
+        block_numbers |= {r[2] for r in change_rows} | {r[2] for r in certification_rows}
+        blocks = self._block_rows(conn, block_numbers)
 
         def ref(event_id: bytes, tx: bytes, block: int, index: int, actor: str) -> EventRef:
-            actors.add(actor)
-            if block not in blocks:
-                hash_, ts = conn.execute(
-                    "SELECT hash, timestamp FROM blocks WHERE number = ?", (block,)
-                ).fetchone()
-                blocks[block] = (bytes(hash_), ts)
             block_hash, timestamp = blocks[block]
             return EventRef(bytes(event_id), bytes(tx), block, block_hash, index, timestamp, actor)
 
         graph = Graph()
-        for r in conn.execute(
-            "SELECT c.tx_hash, c.log_index, c.block_number, c.event_id, c.lot, c.actor, "
-            "c.material, c.quantity, c.feedstock, c.footprint, c.document_hash, c.facility, "
-            "c.country FROM commissions c JOIN q_lots q ON q.id = c.lot"
-        ):
+        for r in commissions:
             tx, index, block, eid, lot, actor, material, qty, feedstock, fp, doc, fac, country = r
             origin = Origin(
                 feedstock,
@@ -419,32 +454,17 @@ class SqliteStore:
                 ref(eid, tx, block, index, actor),
             )
             graph.lots[bytes(lot)] = LotNode(bytes(lot), material, int(qty), origin=origin)
-        step_ids: set[bytes] = set(extra_steps)
-        for lot, eid, material, qty in conn.execute(
-            "SELECT p.lot, p.event_id, p.material, p.quantity FROM productions p "
-            "JOIN q_lots q ON q.id = p.lot"
-        ):
+        for lot, eid, material, qty in produced:
             graph.lots[bytes(lot)] = LotNode(bytes(lot), material, int(qty), produced_by=bytes(eid))
-            step_ids.add(bytes(eid))
-        self._fill(conn, "q_steps", step_ids)
         inputs: dict[bytes, list[Consumed]] = defaultdict(list)
         consumers: dict[bytes, list[bytes]] = defaultdict(list)
-        for eid, lot, qty in conn.execute(
-            "SELECT c.event_id, c.lot, c.quantity FROM consumptions c "
-            "JOIN q_steps q ON q.id = c.event_id ORDER BY c.block_number, c.log_index"
-        ):
+        for eid, lot, qty in consumed:
             inputs[bytes(eid)].append(Consumed(bytes(lot), int(qty)))
             consumers[bytes(lot)].append(bytes(eid))
         outputs: dict[bytes, list[Produced]] = defaultdict(list)
-        for eid, lot, material, qty in conn.execute(
-            "SELECT p.event_id, p.lot, p.material, p.quantity FROM productions p "
-            "JOIN q_steps q ON q.id = p.event_id ORDER BY p.block_number, p.log_index"
-        ):
+        for eid, lot, material, qty in outputs_rows:
             outputs[bytes(eid)].append(Produced(bytes(lot), material, int(qty)))
-        for tx, index, block, eid, kind, actor, fp, passport in conn.execute(
-            "SELECT s.tx_hash, s.log_index, s.block_number, s.event_id, s.kind, s.actor, "
-            "s.footprint, s.passport FROM steps s JOIN q_steps q ON q.id = s.event_id"
-        ):
+        for tx, index, block, eid, kind, actor, fp, passport in step_rows:
             step_id = bytes(eid)
             graph.steps[step_id] = Step(
                 kind=cast(Literal["transform", "bind"], kind),
@@ -458,34 +478,14 @@ class SqliteStore:
                 graph.passports[bytes(passport)] = step_id
         graph.consumers.update({lot: tuple(ids) for lot, ids in consumers.items()})
         handoffs: dict[bytes, list[Handoff]] = defaultdict(list)
-        for tx, index, block, eid, lot, kind, sender, recipient in conn.execute(
-            "SELECT h.tx_hash, h.log_index, h.block_number, h.event_id, h.lot, h.kind, h.sender, "
-            "h.recipient FROM handoffs h JOIN q_lots q ON q.id = h.lot "
-            "ORDER BY h.block_number, h.log_index"
-        ):
+        for tx, index, block, eid, lot, kind, sender, recipient in handoff_rows:
             actor = sender if kind in ("ship", "recall") else recipient
             handoffs[bytes(lot)].append(
-                Handoff(
-                    bytes(lot),
-                    kind,
-                    sender,
-                    recipient,
-                    ref(eid, tx, block, index, actor),
-                )
+                Handoff(bytes(lot), kind, sender, recipient, ref(eid, tx, block, index, actor))
             )
-            actors.update((sender, recipient))
         graph.handoffs.update({lot: tuple(items) for lot, items in handoffs.items()})
-        # Corrections of any event in the graph.
-        event_ids = {s.event.event_id for s in graph.steps.values()}
-        event_ids |= {n.origin.event.event_id for n in graph.lots.values() if n.origin}
-        event_ids |= {h.event.event_id for items in graph.handoffs.values() for h in items}
-        self._fill(conn, "q_events", event_ids)
         corrections: dict[bytes, list[Correction]] = defaultdict(list)
-        for tx, index, block, eid, target, actor, reason, corrective in conn.execute(
-            "SELECT c.tx_hash, c.log_index, c.block_number, c.event_id, c.target, c.actor, "
-            "c.reason, c.corrective FROM corrections c JOIN q_events q ON q.id = c.target "
-            "ORDER BY c.block_number, c.log_index"
-        ):
+        for tx, index, block, eid, target, actor, reason, corrective in correction_rows:
             raw = bytes(corrective)
             corrections[bytes(target)].append(
                 Correction(
@@ -496,42 +496,64 @@ class SqliteStore:
                 )
             )
         graph.corrections.update({t: tuple(items) for t, items in corrections.items()})
-        graph.participants.update(self._participants(conn, sorted(actors), ref))
+        graph.participants.update(self._participants(change_rows, certification_rows, ref))
         return graph
 
+    def _block_rows(
+        self, conn: sqlite3.Connection, numbers: Iterable[int]
+    ) -> dict[int, tuple[bytes, int]]:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS q_blocks (number INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM q_blocks")
+        conn.executemany("INSERT OR IGNORE INTO q_blocks VALUES (?)", ((n,) for n in numbers))
+        return {
+            number: (bytes(block_hash), timestamp)
+            for number, block_hash, timestamp in conn.execute(
+                "SELECT b.number, b.hash, b.timestamp FROM q_blocks q "
+                "CROSS JOIN blocks b ON b.number = q.number"
+            )
+        }
+
+    def _participant_rows(
+        self, conn: sqlite3.Connection, accounts: Iterable[str]
+    ) -> tuple[list[Any], list[Any]]:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS q_accounts (account TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM q_accounts")
+        conn.executemany("INSERT OR IGNORE INTO q_accounts VALUES (?)", ((a,) for a in accounts))
+        changes = conn.execute(
+            "SELECT p.tx_hash, p.log_index, p.block_number, p.event_id, p.account, p.roles, "
+            "p.facility, p.country FROM q_accounts q CROSS JOIN participant_changes p "
+            "ON p.account = q.account ORDER BY p.block_number, p.log_index"
+        ).fetchall()
+        certifications = conn.execute(
+            "SELECT c.tx_hash, c.log_index, c.block_number, c.event_id, c.account, c.scheme, "
+            "c.valid_until, c.document_hash FROM q_accounts q CROSS JOIN certifications c "
+            "ON c.account = q.account ORDER BY c.block_number, c.log_index"
+        ).fetchall()
+        return changes, certifications
+
+    @staticmethod
     def _participants(
-        self, conn: sqlite3.Connection, accounts: Sequence[str], ref: Any
+        change_rows: Sequence[Any],
+        certification_rows: Sequence[Any],
+        ref: Callable[[bytes, bytes, int, int, str], EventRef],
     ) -> dict[str, ParticipantHistory]:
         changes: dict[str, list[RoleChange]] = defaultdict(list)
         facility: dict[str, bytes] = {}
         country: dict[str, str] = {}
         certs: dict[str, list[CertificationRecord]] = defaultdict(list)
-        for account in accounts:
-            for tx, index, block, eid, roles, fac, ctry in conn.execute(
-                "SELECT tx_hash, log_index, block_number, event_id, roles, facility, country "
-                "FROM participant_changes WHERE account = ? ORDER BY block_number, log_index",
-                (account,),
-            ):
-                changes[account].append(
-                    RoleChange(roles, block, index, ref(eid, tx, block, index, account))
+        for tx, index, block, eid, account, roles, fac, ctry in change_rows:
+            changes[account].append(
+                RoleChange(roles, block, index, ref(eid, tx, block, index, account))
+            )
+            if fac is not None:
+                facility[account] = bytes(fac)
+                country[account] = ctry
+        for tx, index, block, eid, account, scheme, valid_until, doc in certification_rows:
+            certs[account].append(
+                CertificationRecord(
+                    bytes(scheme), int(valid_until), bytes(doc), ref(eid, tx, block, index, account)
                 )
-                if fac is not None:
-                    facility[account] = bytes(fac)
-                    country[account] = ctry
-            for tx, index, block, eid, scheme, valid_until, doc in conn.execute(
-                "SELECT tx_hash, log_index, block_number, event_id, scheme, valid_until, "
-                "document_hash FROM certifications WHERE account = ? "
-                "ORDER BY block_number, log_index",
-                (account,),
-            ):
-                certs[account].append(
-                    CertificationRecord(
-                        bytes(scheme),
-                        int(valid_until),
-                        bytes(doc),
-                        ref(eid, tx, block, index, account),
-                    )
-                )
+            )
         return {
             account: ParticipantHistory(
                 account,
@@ -540,8 +562,7 @@ class SqliteStore:
                 tuple(changes[account]),
                 tuple(certs[account]),
             )
-            for account in accounts
-            if account in changes or account in certs
+            for account in sorted(changes.keys() | certs.keys())
         }
 
     def _attestations(
@@ -576,7 +597,8 @@ class SqliteStore:
 
     def lot(self, lot: bytes) -> LotNode | None:
         with self._read() as conn:
-            return self._graph(conn, [lot], extra_steps=[]).lots.get(lot)
+            self._fill(conn, "q_lots", [lot])
+            return self._graph(conn, extra_steps=[]).lots.get(lot)
 
     def passports(self) -> list[bytes]:
         with self._lock:

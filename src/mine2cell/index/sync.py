@@ -24,6 +24,8 @@ from mine2cell.index.store import Checkpoint, Store
 REORG_WINDOW = 64
 # How many times a page is read again when the chain changes under it before giving up.
 MAX_PAGE_RETRIES = 10
+# The number of logs a page of eth_getLogs aims at (the page size in blocks adapts to it).
+LOGS_PER_PAGE = 20_000
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Indexer:
         target = self.head() - self.confirmations if to_block is None else to_block
         logs_read = stored = 0
         start = first
-        page = self.page_blocks
+        page = min(self.page_blocks, 64)  # grows while pages stay light
         retries = 0
         while start <= target:
             end = min(start + page - 1, target)
@@ -138,7 +140,12 @@ class Indexer:
             if progress is not None:
                 progress(first, end, target)
             start = end + 1
-            page = self.page_blocks
+            # Aim at about LOGS_PER_PAGE logs a page: a full page holds them all in memory at
+            # once, and an empty one costs a round trip.
+            if len(logs) > 2 * LOGS_PER_PAGE:
+                page = max(1, page // 2)
+            elif len(logs) < LOGS_PER_PAGE // 2:
+                page = min(self.page_blocks, page * 2)
         return SyncResult(
             first,
             max(first - 1, target),

@@ -648,41 +648,32 @@ def _where(what: str, lot: bytes | None, event: EventRef) -> str:
     return f"{subject} at block {event.block_number} ({_when(event.timestamp)})"
 
 
-def _signer_flags(
-    what: str, event: EventRef, lot: bytes | None, standing: _Standing
-) -> Iterator[Flag]:
-    """Did the signer hold a role, and a certificate valid at the event's block time?"""
-    actor = event.actor
-    if not standing.roles:
+def _lapse_flag(
+    actor: str,
+    code: FlagCode,
+    events: list[tuple[str, EventRef, bytes | None, _Standing]],
+) -> Flag:
+    """One flag for the events ``actor`` signed without roles, or without a valid certificate."""
+    what, event, lot, standing = events[0]
+    count = len(events)
+    scope = (
+        f"the {_where(what, lot, event)}"
+        if count == 1
+        else f"{count} events, from the {_where(what, lot, event)} to the "
+        f"{_where(events[-1][0], events[-1][2], events[-1][1])}"
+    )
+    if code == "signer-not-accredited":
         held = "had its roles revoked" if standing.roles == 0 else "was not accredited"
-        yield Flag(
-            "signer-not-accredited",
-            f"{actor} {held} when it signed the {_where(what, lot, event)}",
-            event,
-            lot,
-            actor,
-        )
-    if not standing.schemes:
-        yield Flag(
-            "certification-missing",
-            f"{actor} had no certification recorded when it signed the {_where(what, lot, event)}",
-            event,
-            lot,
-            actor,
-        )
-    elif standing.valid_until < event.timestamp:
+        message = f"{actor} {held} when it signed {scope}"
+    elif code == "certification-missing":
+        message = f"{actor} had no certification recorded when it signed {scope}"
+    else:
         held_schemes = ", ".join(
             f"{show_id(scheme)} valid until {_when(until)}"
             for scheme, until in sorted(standing.schemes.items())
         )
-        yield Flag(
-            "certification-expired",
-            f"{actor}'s certifications had expired when it signed the {_where(what, lot, event)}: "
-            f"{held_schemes}",
-            event,
-            lot,
-            actor,
-        )
+        message = f"{actor}'s certifications had expired when it signed {scope} ({held_schemes})"
+    return Flag(code, message, event, lot, actor)
 
 
 def _correction_flags(
@@ -761,6 +752,10 @@ def _flags(
         )
     corrections = graph.corrections
     timeline = participants.timeline
+    # A participant's standing is flagged once per kind of lapse, citing the first and the last
+    # of the events it signed in that state and how many: a mine without a certificate signs
+    # every one of its lots, and one line per lot would bury the other flags.
+    lapses: dict[tuple[str, FlagCode], list[tuple[str, EventRef, bytes | None, _Standing]]] = {}
     for what, event, subject in checked:
         if event.event_id in corrections:
             flags.extend(_correction_flags(graph, what, event, subject))
@@ -768,8 +763,21 @@ def _flags(
         positions, standings = timeline(event.actor)
         index = bisect_left(positions, (event.block_number, event.log_index))
         standing = standings[index - 1] if index else _NEVER
-        if not standing.roles or standing.valid_until < event.timestamp:
-            flags.extend(_signer_flags(what, event, subject, standing))
+        if not standing.roles:
+            lapses.setdefault((event.actor, "signer-not-accredited"), []).append(
+                (what, event, subject, standing)
+            )
+        if not standing.schemes:
+            lapses.setdefault((event.actor, "certification-missing"), []).append(
+                (what, event, subject, standing)
+            )
+        elif standing.valid_until < event.timestamp:
+            lapses.setdefault((event.actor, "certification-expired"), []).append(
+                (what, event, subject, standing)
+            )
+    for (actor, code), events in lapses.items():
+        events.sort(key=lambda item: _position(item[1]))
+        flags.append(_lapse_flag(actor, code, events))
 
     return tuple(
         sorted(

@@ -39,6 +39,7 @@ from mine2cell.signing.eip712 import LocalSigner
 log = logging.getLogger(__name__)
 
 MAX_BATCH_OPERATIONS = 256  # the ledger's MAX_BATCH
+NONCE_RECEIPT_GRACE_SECONDS = 2.0
 _OPERATION_FAILED = "0x" + keccak(text="OperationFailed(uint256,bytes)").hex()
 
 
@@ -425,10 +426,18 @@ class Relay:
             delay = min(delay * 2, 0.05)
         # Not mined yet: is its nonce gone to another transaction, is it lost, or stuck?
         if self.w3.eth.get_transaction_count(self.relayer, "latest") > batch.nonce:
-            receipt = self._receipt(batch)  # mined between the two questions?
-            if receipt is not None:
-                self._stage("mined", batch)
-                return self._settle(batch, receipt)
+            # Mined between the two questions? A node may count the nonce a moment before it
+            # serves the receipt (seen on anvil under load), so ask for a while before deciding
+            # that the nonce went to another transaction.
+            until = time.monotonic() + NONCE_RECEIPT_GRACE_SECONDS
+            while True:
+                receipt = self._receipt(batch)
+                if receipt is not None:
+                    self._stage("mined", batch)
+                    return self._settle(batch, receipt)
+                if time.monotonic() >= until:
+                    break
+                time.sleep(0.05)
             self.outbox.requeue_batch(batch.id, "dropped", "its nonce went to another transaction")
             self._inflight = None
             self._nonce = None
