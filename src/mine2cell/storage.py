@@ -4,6 +4,9 @@ their schema with versioned migrations (yoyo)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -48,3 +51,29 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise ConfigurationError(f"the database {path} cannot be opened: {exc}") from exc
     return conn
+
+
+class Database:
+    """One SQLite file, migrated on open, with one connection that threads share under a lock."""
+
+    def __init__(self, path: Path, package: str) -> None:
+        self.path = path
+        migrate(path, package)
+        self._conn = connect(path)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE), committed on success."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")

@@ -7,7 +7,6 @@ implementation passes the shared tests in tests/index/store_contract.py.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -116,33 +115,15 @@ def _country(value: bytes) -> str:
     return value.decode("ascii", errors="replace")
 
 
-class SqliteStore:
+class SqliteStore(storage.Database):
     """The index in one SQLite file (WAL: readers never wait for the writer)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        storage.migrate(path, __package__ or "mine2cell.index")
-        self._conn = storage.connect(path)
+        super().__init__(path, __package__ or "mine2cell.index")
         # The index can always be rebuilt from the chain: a commit need not survive a power
         # failure (the checkpoint commits with its rows, so nothing is half-applied).
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute("PRAGMA temp_store = MEMORY")
-        self._lock = threading.RLock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -171,31 +169,12 @@ def _status(row: Sequence[Any]) -> OperationStatus:
     )
 
 
-class Outbox:
+class Outbox(storage.Database):
     """One ledger's outbox in a SQLite file. Several processes may share the file (WAL); one
     instance may be shared by threads."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        storage.migrate(path, __package__ or "mine2cell.relay")
-        self._conn = storage.connect(path)
-        self._lock = threading.RLock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (BEGIN IMMEDIATE), committed on success."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        super().__init__(path, __package__ or "mine2cell.relay")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
