@@ -12,11 +12,8 @@ ledger.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,15 +35,11 @@ from mine2cell.service import Service
 from mine2cell.signing.codec import to_document
 from mine2cell.signing.eip712 import Commission, Domain, LocalSigner, LotId, sign, text32
 from mine2cell.signing.keystore import Keystore
+from tests.e2e import cli_support
+from tests.e2e.cli_support import PASSPHRASE
 
 pytestmark = pytest.mark.anvil
 
-MINE2CELL = Path(sys.executable).parent / "mine2cell"
-PASSPHRASE = "e2e passphrase, not a secret"
-# eth-account's default scrypt cost takes ~0.5 s per decryption; the files stay standard.
-FAST_SCRYPT_N = 2**10
-COMMAND_TIMEOUT = 120
-# What `keys new` would make, plus the governor and relayer keys the first command looks for.
 KEY_NAMES = ("governor", "relayer", "kolwezi", "kokkola", "skelleftea")
 CO_HYDROXIDE = material("co-hydroxide").code
 # A participant whose key never enters the data directory: it signs documents for `submit`.
@@ -56,82 +49,9 @@ _HEX32 = re.compile(r"0x[0-9a-f]{64}")
 _DEPLOYED = "deployed the ledger at"
 
 
-def _cli_env() -> dict[str, str]:
-    """The environment of a script on CI: the caller's, minus any mine2cell settings or forced
-    terminal behaviour, plus the passphrase."""
-    dropped = {"FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("MINE2CELL_") and key not in dropped
-    }
-    env["MINE2CELL_PASSPHRASE"] = PASSPHRASE
-    return env
-
-
-CLI_ENV = _cli_env()
-
-
 @dataclass(frozen=True)
-class Result:
-    command: str
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def explain(self) -> str:
-        return (
-            f"`mine2cell {self.command}` exited with {self.returncode}\n"
-            f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
-        )
-
-    def ok(self) -> Result:
-        assert self.returncode == 0, self.explain()
-        assert "Traceback" not in self.stderr, self.explain()
-        return self
-
-    def confirmed(self, kind: str) -> Result:
-        """A waiting operation command: one line, confirmed, naming the operation's type."""
-        self.ok()
-        assert re.match(rf"confirmed\s+{kind}\s+event 0x[0-9a-f]{{64}}\s+block \d+", self.stdout), (
-            self.explain()
-        )
-        return self
-
-    def json(self) -> Any:
-        self.ok()
-        try:
-            return json.loads(self.stdout)
-        except ValueError:
-            pytest.fail(f"stdout is not JSON\n{self.explain()}")
-
-    def error_line(self) -> str:
-        """A refused command: exit code 1 and a single line on stderr, starting with 'error:'."""
-        assert self.returncode == 1, self.explain()
-        assert "Traceback" not in self.stderr, self.explain()
-        lines = self.stderr.splitlines()
-        assert len(lines) == 1, f"expected one line on stderr\n{self.explain()}"
-        assert lines[0].startswith("error: "), self.explain()
-        return lines[0]
-
-
-@dataclass(frozen=True)
-class Cli:
-    """The console script on one data directory."""
-
-    data_dir: Path
-
-    def __call__(self, *args: str) -> Result:
-        completed = subprocess.run(
-            [str(MINE2CELL), *args, "--data-dir", str(self.data_dir)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=CLI_ENV,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-        return Result(" ".join(args), completed.returncode, completed.stdout, completed.stderr)
+class Cli(cli_support.Cli):
+    """The console script on one data directory, with what these tests read beside it."""
 
     def address(self, key_name: str) -> ChecksumAddress:
         return Keystore(self.data_dir / "keys").entry(key_name).address
@@ -153,9 +73,7 @@ class Cli:
 
 
 def make_keys(data_dir: Path) -> None:
-    keystore = Keystore(data_dir / "keys", scrypt_n=FAST_SCRYPT_N)
-    for name in KEY_NAMES:
-        keystore.new(name, PASSPHRASE)
+    cli_support.make_keys(data_dir, KEY_NAMES)
 
 
 # -- the template: a ledger with participants and lots ----------------------------------------

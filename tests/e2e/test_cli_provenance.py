@@ -10,12 +10,8 @@ template per worker, synced once from its empty index; the text sync gets a copy
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,15 +32,10 @@ from mine2cell.provenance.report import fraction_from_json
 from mine2cell.relay.outbox import Accepted, OperationStatus, State
 from mine2cell.service import Service
 from mine2cell.signing.eip712 import Input, LotId, Output, text32
-from mine2cell.signing.keystore import Keystore
+from tests.e2e.cli_support import PASSPHRASE, Cli, Result, make_keys
 
 pytestmark = pytest.mark.anvil
 
-MINE2CELL = Path(sys.executable).parent / "mine2cell"
-PASSPHRASE = "e2e passphrase, not a secret"
-# eth-account's default scrypt cost takes ~0.5 s per decryption; the files stay standard.
-FAST_SCRYPT_N = 2**10
-COMMAND_TIMEOUT = 120
 KEY_NAMES = ("governor", "relayer", "kolwezi", "murrin", "hydrovolt", "kokkola", "skelleftea")
 CO_HYDROXIDE = material("co-hydroxide").code
 BLACK_MASS = material("black-mass").code
@@ -115,83 +106,6 @@ LEDGER_EVENTS = sum(INDEX_ROWS.values())  # 31: every event of this chain is sto
 # -- the console script ------------------------------------------------------------------------
 
 
-def _cli_env() -> dict[str, str]:
-    """The environment of a script on CI: the caller's, minus any mine2cell settings or forced
-    terminal behaviour, plus the passphrase. The tables are compared cell by cell, so the width
-    and the encoding rich renders them with are pinned to what a pipe gets by default."""
-    dropped = {"FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "LINES"}
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("MINE2CELL_") and key not in dropped
-    }
-    env.update(MINE2CELL_PASSPHRASE=PASSPHRASE, COLUMNS="80", PYTHONIOENCODING="utf-8")
-    return env
-
-
-CLI_ENV = _cli_env()
-
-
-@dataclass(frozen=True)
-class Result:
-    command: str
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def explain(self) -> str:
-        return (
-            f"`mine2cell {self.command}` exited with {self.returncode}\n"
-            f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
-        )
-
-    def ok(self) -> Result:
-        assert self.returncode == 0, self.explain()
-        assert "Traceback" not in self.stderr, self.explain()
-        return self
-
-    def json(self) -> Any:
-        self.ok()
-        try:
-            return json.loads(self.stdout)
-        except ValueError:
-            pytest.fail(f"stdout is not JSON\n{self.explain()}")
-
-    def lines(self) -> list[str]:
-        self.ok()
-        return [line.rstrip() for line in self.stdout.splitlines()]
-
-    def refusal(self) -> str:
-        """A refused command: exit code 1, no traceback, nothing on stdout, and one line on
-        stderr starting with 'error:'."""
-        assert self.returncode == 1, self.explain()
-        assert "Traceback" not in self.stderr, self.explain()
-        assert self.stdout == "", self.explain()
-        lines = [line for line in self.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1, f"expected one line on stderr\n{self.explain()}"
-        assert lines[0].startswith("error: "), self.explain()
-        return lines[0]
-
-
-@dataclass(frozen=True)
-class Cli:
-    """The console script on one data directory."""
-
-    data_dir: Path
-
-    def __call__(self, *args: str) -> Result:
-        completed = subprocess.run(
-            [str(MINE2CELL), *args, "--data-dir", str(self.data_dir)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=CLI_ENV,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-        return Result(" ".join(args), completed.returncode, completed.stdout, completed.stderr)
-
-
 # -- the template: the chain above, recorded through the Service --------------------------------
 
 
@@ -215,9 +129,7 @@ def _settle(service: Service, accepted: Sequence[Accepted]) -> list[OperationSta
 
 
 def _build_template(data_dir: Path) -> Template:
-    keystore = Keystore(data_dir / "keys", scrypt_n=FAST_SCRYPT_N)
-    for name in KEY_NAMES:
-        keystore.new(name, PASSPHRASE)
+    make_keys(data_dir, KEY_NAMES)
     settings = Settings(data_dir=data_dir, rpc_url=None, ledger_address=None)
     events: dict[str, OperationStatus] = {}
 
