@@ -45,13 +45,14 @@ from hexbytes import HexBytes
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from web3 import Web3
 
-from mine2cell.chain.ledger import LedgerClient, Transactor
+from mine2cell.chain.ledger import LedgerClient
 from mine2cell.chain.node import DevNode
 from mine2cell.codes import Role
 from mine2cell.errors import Mine2CellError
 from mine2cell.relay import intake
 from mine2cell.relay.outbox import Outbox, State
 from mine2cell.relay.relay import BatchPolicy, Relay
+from mine2cell.service import deploy_ledger, fund_on_dev_node
 from mine2cell.signing.eip712 import (
     Accredit,
     Commission,
@@ -127,10 +128,8 @@ class Supply:
         self.mines = [key(f"mine {i}") for i in range(MINES)]
         self.refiners = [key(f"refiner {i}") for i in range(REFINERS)]
         for account in (self.governor, self.relayer):
-            w3.provider.make_request("anvil_setBalance", [account.address, hex(10**24)])  # type: ignore[arg-type]
-        self.ledger = LedgerClient.deploy(w3, Transactor(w3, self.governor), self.governor.address)
-        self.ledger.submit(self._accredit(self.relayer.address, Role.RELAYER))
-        self.ledger.transactor = Transactor(w3, self.relayer)
+            fund_on_dev_node(w3, account.address)
+        self.ledger, _ = deploy_ledger(w3, self.governor, self.relayer)
         self.unlocked = w3.eth.accounts[0]
         setup = [self._accredit(self.unlocked, Role.RELAYER)]
         setup += [self._accredit(m.address, Role.MINE) for m in self.mines]
