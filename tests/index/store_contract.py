@@ -19,6 +19,7 @@ from mine2cell.provenance.model import (
     Correction,
     Graph,
     Handoff,
+    Lapse,
     LotNode,
     Origin,
     ParticipantHistory,
@@ -35,6 +36,7 @@ from tests.index.handmade import (
     CELL,
     CO_HYDROXIDE,
     FAIL,
+    GENESIS_TIME,
     MINE,
     MINE_AU,
     MINE_CD,
@@ -60,10 +62,12 @@ from tests.index.handmade import (
     commissioned,
     consumed,
     event_id,
+    handed,
     lot,
     passport,
     produced,
     ref,
+    revoked,
     site,
     supply_chain,
     transformed,
@@ -184,11 +188,9 @@ def expected_upstream_of_passport_1(sc: SupplyChain) -> Graph:
             ),
         },
         consumers={ORE_CD: (REFINE,), ORE_AU: (REFINE,), CAM: (BIND_1,)},
-        handoffs={
-            ORE_CD: (_handoff(logs["ship_cd"]), _handoff(logs["receive_cd"])),
-            ORE_AU: (_handoff(logs["ship_au"]), _handoff(logs["receive_au"])),
-            CAM: (_handoff(logs["ship_cam"]), _handoff(logs["receive_cam"])),
-        },
+        # The ores' custody ended with a receipt and none of it was corrected: not loaded. The
+        # cathode material's receipt was corrected: all of its custody.
+        handoffs={CAM: (_handoff(logs["ship_cam"]), _handoff(logs["receive_cam"]))},
         participants=participant,
         corrections={
             logs["commission_cd"].args["eventId"]: (_correction(logs["correct_cd"]),),
@@ -197,6 +199,21 @@ def expected_upstream_of_passport_1(sc: SupplyChain) -> Graph:
         },
         attestations={PASSPORT_1: (_attestation(logs["attest_1"]),)},
         passports={PASSPORT_1: BIND_1},
+        # Only the refiner was certified (block 2); the Congolese mine's certificate came later
+        # (block 12), when the Australian mine was revoked. The refiner's events and the
+        # spare ore's are not lapses of this graph.
+        lapses=(
+            Lapse(
+                "certification-missing", "commission", ORE_CD, ref(logs["commission_cd"], MINE_CD)
+            ),
+            Lapse(
+                "certification-missing", "commission", ORE_AU, ref(logs["commission_au"], MINE_AU)
+            ),
+            Lapse("certification-missing", "ship", ORE_CD, ref(logs["ship_cd"], MINE_CD)),
+            Lapse("certification-missing", "ship", ORE_AU, ref(logs["ship_au"], MINE_AU)),
+            Lapse("certification-missing", "receive", CAM, ref(logs["receive_cam"], CELL)),
+            Lapse("certification-missing", "bind", None, ref(logs["bind_1"], CELL)),
+        ),
     )
 
 
@@ -423,7 +440,7 @@ class StoreContract:
         assert graph is not None
         assert graph.consumers == {ORE_CD: (REFINE,), ORE_AU: (REFINE,), CAM: (BIND_1,)}
 
-    def test_upstream_handoffs_are_the_custody_events_of_its_lots_in_chain_order(
+    def test_upstream_handoffs_are_the_whole_custody_of_lots_with_a_corrected_custody_event(
         self, store: Store
     ) -> None:
         sc = _stored_supply_chain(store)
@@ -432,6 +449,82 @@ class StoreContract:
 
         assert graph is not None
         assert graph.handoffs == expected_upstream_of_passport_1(sc).handoffs
+
+    def test_upstream_handoffs_hold_a_lots_last_custody_event_when_it_is_a_shipment(
+        self, store: Store
+    ) -> None:
+        chain = HandmadeChain()
+        chain.mine(accredited(MINE_CD, MINE, "KOLWEZI-NORTH", "CD", 1))
+        chain.mine(
+            commissioned(
+                ORE_CD, MINE_CD, material=CO_HYDROXIDE, quantity=900, facility="K", country="CD"
+            ),
+            handed("LotShipped", ORE_CD, MINE_CD, REFINER),
+            handed("ShipmentRecalled", ORE_CD, MINE_CD, REFINER),
+        )
+        chain.mine(
+            transformed(REFINE, MINE_CD, 1, 1, 0),
+            consumed(ORE_CD, REFINE, MINE_CD, 300, 600),
+            produced(CAM, REFINE, MINE_CD, CAM_NMC, 300),
+            bound(PASSPORT_1, BIND_1, MINE_CD, 1, 0),
+            consumed(CAM, BIND_1, MINE_CD, 300, 0),
+        )
+        (ship, *_) = chain.mine(handed("LotShipped", ORE_CD, MINE_CD, REFINER))
+        chain.ingest_into(store)
+
+        graph = store.upstream(PASSPORT_1)
+
+        assert graph is not None
+        assert graph.handoffs == {ORE_CD: (_handoff(ship),)}
+
+    def test_upstream_lapses_are_its_events_signed_without_roles_or_a_valid_certificate(
+        self, store: Store
+    ) -> None:
+        sc = _stored_supply_chain(store)
+
+        graph = store.upstream(PASSPORT_1)
+
+        assert graph is not None
+        assert graph.lapses == expected_upstream_of_passport_1(sc).lapses
+
+    def test_lapses_are_found_against_the_standing_just_before_each_event_across_pages(
+        self, store: Store
+    ) -> None:
+        chain = HandmadeChain()
+        chain.mine(  # block 1: GENESIS_TIME + 12
+            accredited(MINE_CD, MINE, "KOLWEZI-NORTH", "CD", 1),
+            certified(MINE_CD, "RMAP", GENESIS_TIME + 12 * 3),
+        )
+        (ok,) = chain.mine(  # block 2: certified and accredited
+            commissioned(
+                lot("a"), MINE_CD, material=CO_HYDROXIDE, quantity=1, facility="K", country="CD"
+            )
+        )
+        chain.ingest_into(store, 1, 2)
+        (last_valid,) = chain.mine(  # block 3: the certificate's last second
+            commissioned(
+                lot("b"), MINE_CD, material=CO_HYDROXIDE, quantity=1, facility="K", country="CD"
+            )
+        )
+        (expired,) = chain.mine(  # block 4: expired
+            commissioned(
+                lot("c"), MINE_CD, material=CO_HYDROXIDE, quantity=1, facility="K", country="CD"
+            )
+        )
+        revoke, shipped = chain.mine(  # block 5: revoked, then ships
+            revoked(MINE_CD, MINE), handed("LotShipped", lot("c"), MINE_CD, REFINER)
+        )
+        chain.ingest_into(store, 3, 4)
+        chain.ingest_into(store, 5)
+
+        graph = store.ancestry([lot("a"), lot("b"), lot("c")])
+
+        assert ok and last_valid and revoke
+        assert graph.lapses == (
+            Lapse("certification-expired", "commission", lot("c"), ref(expired, MINE_CD)),
+            Lapse("certification-expired", "ship", lot("c"), ref(shipped, MINE_CD)),
+            Lapse("signer-not-accredited", "ship", lot("c"), ref(shipped, MINE_CD)),
+        )  # in chain order, then by code
 
     def test_upstream_corrections_are_those_targeting_the_graphs_events(self, store: Store) -> None:
         sc = _stored_supply_chain(store)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Protocol
 
 from mine2cell import storage
 from mine2cell.index.events import LedgerLog
@@ -22,9 +22,11 @@ from mine2cell.provenance.model import (
     CertificationRecord,
     Consumed,
     Correction,
+    EventKind,
     EventRef,
     Graph,
     Handoff,
+    Lapse,
     LotNode,
     Origin,
     ParticipantHistory,
@@ -32,6 +34,7 @@ from mine2cell.provenance.model import (
     RoleChange,
     Step,
 )
+from mine2cell.provenance.standing import Participants, lapses_of
 
 
 @dataclass(frozen=True)
@@ -87,21 +90,32 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+# In the order a page is stored: productions before consumptions (a consumption looks up the
+# step that produced its lot), lapses last (found from the rows before them).
 _TABLES = (
     "participant_changes",
     "certifications",
     "commissions",
     "steps",
-    "consumptions",
     "productions",
+    "consumptions",
     "handoffs",
     "corrections",
     "attestations",
+    "lapses",
 )
-# One step of the upstream walk: from a lot to the inputs of the step that produced it.
-_UP_STEP = (
-    "SELECT c.lot FROM up CROSS JOIN productions p ON p.lot = up.lot"
-    " CROSS JOIN consumptions c ON c.event_id = p.event_id"
+MMAP_BYTES = 1 << 30
+
+# The upstream walk, over steps: the seed's steps and, recursively, the producers of their inputs.
+_UP_STEPS = (
+    " UNION SELECT c.producer FROM up CROSS JOIN consumptions c ON c.event_id = up.id"
+    " WHERE c.producer IS NOT NULL"
+)
+_HANDOFF_COLUMNS = (
+    "h.tx_hash, h.log_index, h.block_number, h.event_id, h.lot, h.kind, h.sender, h.recipient"
+)
+_LAPSE_COLUMNS = (
+    "l.tx_hash, l.log_index, l.block_number, l.event_id, l.code, l.kind, l.lot, l.actor"
 )
 _HANDOFF_KINDS = {
     "LotShipped": "ship",
@@ -124,6 +138,9 @@ class SqliteStore(storage.Database):
         # failure (the checkpoint commits with its rows, so nothing is half-applied).
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute("PRAGMA temp_store = MEMORY")
+        # Reads map the file rather than copy pages through a small cache: a passport's graph
+        # is a thousand lookups scattered over the whole file.
+        self._conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -165,14 +182,28 @@ class SqliteStore(storage.Database):
                 rows[table].append((log.tx_hash, log.log_index, log.block_number, *values))
         stored = 0
         with self._write() as conn:
-            for table, table_rows in rows.items():
-                marks = ",".join("?" * len(table_rows[0]))
+            for table in _TABLES:
+                table_rows = rows.get(table)
+                if not table_rows:
+                    continue
                 before = conn.total_changes
-                conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", table_rows)
+                if table == "consumptions":
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO consumptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                        "(SELECT p.event_id FROM productions p WHERE p.lot = ?))",
+                        [(*row, row[4]) for row in table_rows],
+                    )
+                else:
+                    marks = ",".join("?" * len(table_rows[0]))
+                    conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", table_rows)
                 stored += conn.total_changes - before
             conn.executemany(
                 "INSERT OR REPLACE INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)",
                 [(n, h, ts) for n, (h, ts) in blocks.items()],
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO lapses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self._lapse_rows(conn, rows, blocks),
             )
             conn.execute(
                 "INSERT INTO checkpoint (id, block_number, block_hash, updated_at) "
@@ -181,6 +212,48 @@ class SqliteStore(storage.Database):
                 (checkpoint.block_number, checkpoint.block_hash, time.time()),
             )
         return stored
+
+    def _lapse_rows(
+        self,
+        conn: sqlite3.Connection,
+        rows: Mapping[str, list[tuple[Any, ...]]],
+        blocks: Mapping[int, tuple[bytes, int]],
+    ) -> list[tuple[Any, ...]]:
+        """The lapses among a page's signed events, against the participants' histories as
+        stored (this page's records included)."""
+        events: list[tuple[EventKind, bytes | None, EventRef]] = []
+
+        def ref(tx: bytes, index: int, block: int, event_id: bytes, actor: str) -> EventRef:
+            block_hash, timestamp = blocks[block]
+            return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
+
+        for tx, index, block, eid, lot, actor, *_ in rows.get("commissions", ()):
+            events.append(("commission", lot, ref(tx, index, block, eid, actor)))
+        for tx, index, block, eid, lot, kind, sender, recipient in rows.get("handoffs", ()):
+            actor = sender if kind in ("ship", "recall") else recipient
+            events.append((kind, lot, ref(tx, index, block, eid, actor)))
+        for tx, index, block, eid, kind, actor, *_ in rows.get("steps", ()):
+            events.append((kind, None, ref(tx, index, block, eid, actor)))
+        if not events:
+            return []
+        change_rows, certification_rows = self._participant_rows(
+            conn, {event.actor for _, _, event in events}
+        )
+        history_blocks = self._block_rows(
+            conn, {r[2] for r in change_rows} | {r[2] for r in certification_rows}
+        )
+
+        def history_ref(event_id: bytes, tx: bytes, block: int, index: int, actor: str) -> EventRef:
+            block_hash, timestamp = history_blocks[block]
+            return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
+
+        participants = Participants(
+            self._participants(change_rows, certification_rows, history_ref).values()
+        )
+        return [
+            (e.tx_hash, e.log_index, e.block_number, e.event_id, code, kind, lot, e.actor)
+            for code, kind, lot, e in lapses_of(events, participants)
+        ]
 
     @staticmethod
     def _row(log: LedgerLog) -> tuple[str | None, tuple[Any, ...]]:
@@ -306,27 +379,35 @@ class SqliteStore(storage.Database):
             ).fetchone()
             if row is None:
                 return None
-            binding = bytes(row[0])
+            self._fill(conn, "q_steps", ())
+            conn.execute(
+                f"INSERT INTO q_steps WITH RECURSIVE up(id) AS (SELECT ?{_UP_STEPS})"
+                " SELECT id FROM up",
+                (row[0],),
+            )
             self._fill(conn, "q_lots", ())
             conn.execute(
-                "INSERT INTO q_lots WITH RECURSIVE up(lot) AS ("
-                " SELECT lot FROM consumptions WHERE event_id = ?"
-                f" UNION {_UP_STEP}) SELECT lot FROM up",
-                (binding,),
+                "INSERT OR IGNORE INTO q_lots SELECT c.lot FROM q_steps q "
+                "CROSS JOIN consumptions c ON c.event_id = q.id"
             )
-            graph = self._graph(conn, extra_steps=[binding])
+            graph = self._graph(conn)
             graph.attestations.update(self._attestations(conn, [passport]))
             return graph
 
     def ancestry(self, lots: Sequence[bytes]) -> Graph:
         with self._read() as conn:
-            self._fill(conn, "q_start", lots)
-            self._fill(conn, "q_lots", ())
+            self._fill(conn, "q_lots", lots)
+            self._fill(conn, "q_steps", ())
             conn.execute(
-                "INSERT INTO q_lots WITH RECURSIVE up(lot) AS ("
-                f" SELECT id FROM q_start UNION {_UP_STEP}) SELECT lot FROM up"
+                "INSERT INTO q_steps WITH RECURSIVE up(id) AS ("
+                " SELECT p.event_id FROM q_lots q CROSS JOIN productions p ON p.lot = q.id"
+                f"{_UP_STEPS}) SELECT id FROM up"
             )
-            return self._graph(conn, extra_steps=[])
+            conn.execute(
+                "INSERT OR IGNORE INTO q_lots SELECT c.lot FROM q_steps q "
+                "CROSS JOIN consumptions c ON c.event_id = q.id"
+            )
+            return self._graph(conn)
 
     def downstream(self, lots: Sequence[bytes]) -> Graph:
         with self._read() as conn:
@@ -340,15 +421,18 @@ class SqliteStore(storage.Database):
                 " CROSS JOIN productions p ON p.event_id = c.event_id"
                 ") SELECT lot FROM down"
             )
-            # Steps consuming any of these lots (transformations and bindings).
-            steps = [
-                bytes(r[0])
-                for r in conn.execute(
-                    "SELECT DISTINCT c.event_id FROM q_lots q "
-                    "CROSS JOIN consumptions c ON c.lot = q.id"
-                )
-            ]
-            graph = self._graph(conn, extra_steps=steps)
+            # The steps consuming any of these lots (transformations and bindings), and the
+            # steps that produced them.
+            self._fill(conn, "q_steps", ())
+            conn.execute(
+                "INSERT OR IGNORE INTO q_steps SELECT c.event_id FROM q_lots q "
+                "CROSS JOIN consumptions c ON c.lot = q.id"
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO q_steps SELECT p.event_id FROM q_lots q "
+                "CROSS JOIN productions p ON p.lot = q.id"
+            )
+            graph = self._graph(conn)
             graph.attestations.update(self._attestations(conn, list(graph.passports)))
             return graph
 
@@ -358,8 +442,9 @@ class SqliteStore(storage.Database):
         conn.execute(f"DELETE FROM {table}")
         conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((v,) for v in values))
 
-    def _graph(self, conn: sqlite3.Connection, extra_steps: Sequence[bytes]) -> Graph:
-        """The graph over the lots in the temp table q_lots."""
+    def _graph(self, conn: sqlite3.Connection) -> Graph:
+        """The graph of the lots in the temp table q_lots and the steps in q_steps, which holds
+        the step that produced each of those lots that was produced."""
         # Each query reads from a small temp table of ids into an indexed table (CROSS JOIN keeps
         # SQLite from scanning the big table instead), so the cost follows the size of the
         # graph, not of the ledger. Rows are read first and objects built after, so that the
@@ -369,15 +454,7 @@ class SqliteStore(storage.Database):
             "c.material, c.quantity, c.feedstock, c.footprint, c.document_hash, c.facility, "
             "c.country FROM q_lots q CROSS JOIN commissions c ON c.lot = q.id"
         ).fetchall()
-        produced = conn.execute(
-            "SELECT p.lot, p.event_id, p.material, p.quantity FROM q_lots q "
-            "CROSS JOIN productions p ON p.lot = q.id"
-        ).fetchall()
-        self._fill(conn, "q_steps", extra_steps)
-        conn.execute(
-            "INSERT OR IGNORE INTO q_steps SELECT p.event_id FROM q_lots q "
-            "CROSS JOIN productions p ON p.lot = q.id"
-        )
+        lot_ids = {r[0] for r in conn.execute("SELECT id FROM q_lots")}
         consumed = conn.execute(
             "SELECT c.event_id, c.lot, c.quantity FROM q_steps q "
             "CROSS JOIN consumptions c ON c.event_id = q.id ORDER BY c.block_number, c.log_index"
@@ -390,13 +467,22 @@ class SqliteStore(storage.Database):
             "SELECT s.tx_hash, s.log_index, s.block_number, s.event_id, s.kind, s.actor, "
             "s.footprint, s.passport FROM q_steps q CROSS JOIN steps s ON s.event_id = q.id"
         ).fetchall()
-        handoff_rows = conn.execute(
-            "SELECT h.tx_hash, h.log_index, h.block_number, h.event_id, h.lot, h.kind, h.sender, "
-            "h.recipient FROM q_lots q CROSS JOIN handoffs h ON h.lot = q.id "
-            "ORDER BY h.block_number, h.log_index"
+        lapse_rows = conn.execute(
+            f"SELECT {_LAPSE_COLUMNS} FROM q_lots q CROSS JOIN lapses l ON l.lot = q.id"
+            f" UNION ALL SELECT {_LAPSE_COLUMNS} FROM q_steps q"
+            " CROSS JOIN lapses l ON l.event_id = q.id WHERE l.lot IS NULL"
+            " ORDER BY 3, 2, 5"  # chain order
         ).fetchall()
-        # Corrections of the graph's events: one index probe per event, none when no event of
-        # the whole ledger was ever corrected.
+        # Custody: each lot's last event when it is a shipment (read from the index), one probe
+        # per lot.
+        handoff_rows = conn.execute(
+            f"SELECT {_HANDOFF_COLUMNS} FROM q_lots q CROSS JOIN handoffs h ON h.rowid = ("
+            " SELECT x.rowid FROM handoffs x WHERE x.lot = q.id"
+            " ORDER BY x.block_number DESC, x.log_index DESC LIMIT 1"
+            ") WHERE h.kind = 'ship'"
+        ).fetchall()
+        # Corrections of the graph's events, and all custody events of a lot with a corrected
+        # one: one index probe per event, none when no event of the ledger was ever corrected.
         correction_rows: list[Any] = []
         if conn.execute("SELECT 1 FROM corrections LIMIT 1").fetchone() is not None:
             columns = "x.tx_hash, x.log_index, x.block_number, x.event_id, x.target, x.actor, "
@@ -410,75 +496,90 @@ class SqliteStore(storage.Database):
                 " CROSS JOIN corrections x ON x.target = h.event_id"
                 " ORDER BY 3, 2"
             ).fetchall()
+            handoff_rows += conn.execute(
+                f"SELECT {_HANDOFF_COLUMNS} FROM q_lots q CROSS JOIN handoffs h ON h.lot = q.id"
+                " WHERE EXISTS (SELECT 1 FROM handoffs y CROSS JOIN corrections x"
+                " ON x.target = y.event_id WHERE y.lot = q.id)"
+            ).fetchall()
+            handoff_rows = sorted(set(handoff_rows), key=lambda r: (r[2], r[1]))
         actors = {r[5] for r in commissions} | {r[5] for r in step_rows}
         actors |= {r[6] for r in handoff_rows} | {r[7] for r in handoff_rows}
-        actors |= {r[5] for r in correction_rows}
+        actors |= {r[5] for r in correction_rows} | {r[7] for r in lapse_rows}
         change_rows, certification_rows = self._participant_rows(conn, actors)
         block_numbers = {r[2] for r in commissions} | {r[2] for r in step_rows}
         block_numbers |= {r[2] for r in handoff_rows} | {r[2] for r in correction_rows}
         block_numbers |= {r[2] for r in change_rows} | {r[2] for r in certification_rows}
+        block_numbers |= {r[2] for r in lapse_rows}
         blocks = self._block_rows(conn, block_numbers)
 
         def ref(event_id: bytes, tx: bytes, block: int, index: int, actor: str) -> EventRef:
             block_hash, timestamp = blocks[block]
-            return EventRef(bytes(event_id), bytes(tx), block, block_hash, index, timestamp, actor)
+            return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
 
-        graph = Graph()
+        # SQLite returns BLOBs as bytes, TEXT as str and INTEGER as int: rows are used as they
+        # come, but for the uint96/uint256 values stored as decimal TEXT.
+        lots: dict[bytes, LotNode] = {}
         for r in commissions:
             tx, index, block, eid, lot, actor, material, qty, feedstock, fp, doc, fac, country = r
             origin = Origin(
-                feedstock,
-                int(fp),
-                bytes(fac),
-                country,
-                bytes(doc),
-                ref(eid, tx, block, index, actor),
+                feedstock, int(fp), fac, country, doc, ref(eid, tx, block, index, actor)
             )
-            graph.lots[bytes(lot)] = LotNode(bytes(lot), material, int(qty), origin=origin)
-        for lot, eid, material, qty in produced:
-            graph.lots[bytes(lot)] = LotNode(bytes(lot), material, int(qty), produced_by=bytes(eid))
+            lots[lot] = LotNode(lot, material, int(qty), origin)
         inputs: dict[bytes, list[Consumed]] = defaultdict(list)
         consumers: dict[bytes, list[bytes]] = defaultdict(list)
         for eid, lot, qty in consumed:
-            inputs[bytes(eid)].append(Consumed(bytes(lot), int(qty)))
-            consumers[bytes(lot)].append(bytes(eid))
+            inputs[eid].append(Consumed(lot, int(qty)))
+            consumers[lot].append(eid)
         outputs: dict[bytes, list[Produced]] = defaultdict(list)
         for eid, lot, material, qty in outputs_rows:
-            outputs[bytes(eid)].append(Produced(bytes(lot), material, int(qty)))
+            quantity = int(qty)
+            outputs[eid].append(Produced(lot, material, quantity))
+            if lot in lot_ids:
+                lots[lot] = LotNode(lot, material, quantity, None, eid)
+        steps: dict[bytes, Step] = {}
+        passports: dict[bytes, bytes] = {}
         for tx, index, block, eid, kind, actor, fp, passport in step_rows:
-            step_id = bytes(eid)
-            graph.steps[step_id] = Step(
-                kind=cast(Literal["transform", "bind"], kind),
-                event=ref(eid, tx, block, index, actor),
-                footprint=int(fp),
-                inputs=tuple(inputs[step_id]),
-                outputs=tuple(outputs[step_id]),
-                passport=None if passport is None else bytes(passport),
+            steps[eid] = Step(
+                kind,
+                ref(eid, tx, block, index, actor),
+                int(fp),
+                tuple(inputs[eid]),
+                tuple(outputs[eid]),
+                passport,
             )
             if passport is not None:
-                graph.passports[bytes(passport)] = step_id
-        graph.consumers.update({lot: tuple(ids) for lot, ids in consumers.items()})
+                passports[passport] = eid
         handoffs: dict[bytes, list[Handoff]] = defaultdict(list)
         for tx, index, block, eid, lot, kind, sender, recipient in handoff_rows:
             actor = sender if kind in ("ship", "recall") else recipient
-            handoffs[bytes(lot)].append(
-                Handoff(bytes(lot), kind, sender, recipient, ref(eid, tx, block, index, actor))
+            handoffs[lot].append(
+                Handoff(lot, kind, sender, recipient, ref(eid, tx, block, index, actor))
             )
-        graph.handoffs.update({lot: tuple(items) for lot, items in handoffs.items()})
         corrections: dict[bytes, list[Correction]] = defaultdict(list)
         for tx, index, block, eid, target, actor, reason, corrective in correction_rows:
             raw = bytes(corrective)
-            corrections[bytes(target)].append(
+            corrections[target].append(
                 Correction(
-                    bytes(target),
+                    target,
                     reason,
                     tuple(raw[i : i + 32] for i in range(0, len(raw), 32)),
                     ref(eid, tx, block, index, actor),
                 )
             )
-        graph.corrections.update({t: tuple(items) for t, items in corrections.items()})
-        graph.participants.update(self._participants(change_rows, certification_rows, ref))
-        return graph
+        lapses = tuple(
+            Lapse(code, kind, lot, ref(eid, tx, block, index, actor))
+            for tx, index, block, eid, code, kind, lot, actor in lapse_rows
+        )
+        return Graph(
+            lots=lots,
+            steps=steps,
+            consumers={lot: tuple(ids) for lot, ids in consumers.items()},
+            handoffs={lot: tuple(items) for lot, items in handoffs.items()},
+            participants=self._participants(change_rows, certification_rows, ref),
+            corrections={t: tuple(items) for t, items in corrections.items()},
+            passports=passports,
+            lapses=lapses,
+        )
 
     def _block_rows(
         self, conn: sqlite3.Connection, numbers: Iterable[int]
@@ -579,7 +680,11 @@ class SqliteStore(storage.Database):
     def lot(self, lot: bytes) -> LotNode | None:
         with self._read() as conn:
             self._fill(conn, "q_lots", [lot])
-            return self._graph(conn, extra_steps=[]).lots.get(lot)
+            self._fill(conn, "q_steps", ())
+            conn.execute(
+                "INSERT INTO q_steps SELECT event_id FROM productions WHERE lot = ?", (lot,)
+            )
+            return self._graph(conn).lots.get(lot)
 
     def passports(self) -> list[bytes]:
         with self._lock:
@@ -590,9 +695,11 @@ class SqliteStore(storage.Database):
         return [bytes(r[0]) for r in rows]
 
     def counts(self) -> dict[str, int]:
+        """Rows of each kind of ledger log stored."""
         with self._lock:
             counts = {
                 table: int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
                 for table in _TABLES
+                if table != "lapses"  # found from the others
             }
         return counts

@@ -15,14 +15,13 @@ an exact Fraction; nothing is rounded until a report is written as JSON.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from itertools import groupby
 from math import gcd
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from mine2cell.codes import Feedstock, Role
 from mine2cell.errors import Mine2CellError
@@ -30,9 +29,12 @@ from mine2cell.ids import show_id
 from mine2cell.materials import ANNEX_X, CATALOGUE
 from mine2cell.provenance.model import (
     Consumed,
+    EventKind,
     EventRef,
     Graph,
     Handoff,
+    Lapse,
+    LapseCode,
     LotNode,
     Step,
 )
@@ -58,6 +60,7 @@ from mine2cell.provenance.report import (
     StepView,
     UpstreamDag,
 )
+from mine2cell.provenance.standing import Participants, graph_lapses
 
 __all__ = [
     "IncompleteGraph",
@@ -166,73 +169,7 @@ def _outputs_total(step: Step) -> int:
     return sum(produced.quantity for produced in step.outputs)
 
 
-# -- accreditation and certification at an event ---------------------------------------------------
-
-
-class _Standing(NamedTuple):
-    """A participant's standing after a change: roles held (None: never accredited), the best
-    valid-until over its certificates (-1: none), and the valid-until of each scheme."""
-
-    roles: int | None
-    valid_until: int
-    schemes: Mapping[bytes, int]
-
-
-_NEVER = _Standing(None, -1, {})
-
-
-class _Participants:
-    """Participants' roles and certifications as they stood at any point of the chain.
-
-    Every event of a passport's chain is checked, and a chain has thousands of events signed by a
-    few dozen accounts, so each account's history is turned once into the list of its standings
-    after each change, to bisect by the event's position.
-    """
-
-    def __init__(self, graph: Graph) -> None:
-        self._histories = {account.lower(): h for account, h in graph.participants.items()}
-        self._timelines: dict[str, tuple[list[Position], list[_Standing]]] = {}
-
-    def timeline(self, account: str) -> tuple[list[Position], list[_Standing]]:
-        timeline = self._timelines.get(account)
-        if timeline is not None:
-            return timeline
-        history = self._histories.get(account.lower())
-        changes: list[tuple[Position, int | None, bytes | None, int]] = []
-        if history is not None:
-            changes.extend(
-                ((c.block_number, c.log_index), c.roles, None, 0) for c in history.role_changes
-            )
-            changes.extend(
-                (_position(r.event), None, r.scheme, r.valid_until) for r in history.certifications
-            )
-        changes.sort(key=lambda change: change[0])
-        positions: list[Position] = []
-        standings: list[_Standing] = []
-        standing = _NEVER
-        for position, roles, scheme, valid_until in changes:
-            if scheme is None:
-                standing = standing._replace(roles=roles)
-            else:
-                # A record replaces the previous one of its scheme, as on chain.
-                schemes = {**standing.schemes, scheme: valid_until}
-                standing = standing._replace(valid_until=max(schemes.values()), schemes=schemes)
-            positions.append(position)
-            standings.append(standing)
-        self._timelines[account] = (positions, standings)
-        return positions, standings
-
-    def standing_at(self, account: str, event: EventRef) -> _Standing:
-        """``account``'s standing just before ``event``."""
-        positions, standings = self.timeline(account)
-        index = bisect_left(positions, (event.block_number, event.log_index))
-        return standings[index - 1] if index else _NEVER
-
-    def roles_at(self, account: str, event: EventRef) -> int | None:
-        return self.standing_at(account, event).roles
-
-
-def _stage_of(step: Step, participants: _Participants) -> Stage:
+def _stage_of(step: Step, participants: Participants) -> Stage:
     if step.kind == "bind":
         return "cell manufacturing"
     roles = participants.roles_at(step.event.actor, step.event)
@@ -326,7 +263,7 @@ def _provenance(
     binding = _step(graph, binding_id)
     order = _upstream_order(graph, binding_id)
     recorded = [step_id for step_id in order if step_id != probe]
-    participants = _Participants(graph)
+    participants = Participants(graph.participants.values())
     lot_mass, step_mass = _attribute(graph, order)
     lots = _lot_views(graph, lot_mass)
     steps = _step_views(graph, recorded, step_mass, participants)
@@ -432,7 +369,7 @@ def _lot_views(graph: Graph, lot_mass: dict[bytes, dict[Element, Pair]]) -> list
 
 
 def _step_views(
-    graph: Graph, order: list[bytes], step_mass: dict[bytes, Pair], participants: _Participants
+    graph: Graph, order: list[bytes], step_mass: dict[bytes, Pair], participants: Participants
 ) -> list[StepView]:
     views: list[StepView] = []
     for step_id in order:
@@ -622,11 +559,14 @@ def _dag(
 
 # -- due diligence ---------------------------------------------------------------------------------
 
-_HANDOFF_WORDS = {
+_WORDS: dict[EventKind, str] = {
+    "commission": "commissioning of lot",
     "ship": "shipment of lot",
     "receive": "receipt of lot",
     "reject": "rejection of lot",
     "recall": "recall of lot",
+    "transform": "transformation",
+    "bind": "passport binding",
 }
 _CORRECTION_REASONS = {1: "did not occur", 2: "incorrect data"}
 _FLAG_ORDER: dict[FlagCode, int] = {
@@ -643,25 +583,26 @@ def _when(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _where(what: str, lot: bytes | None, event: EventRef) -> str:
+def _where(kind: EventKind, lot: bytes | None, event: EventRef) -> str:
+    what = _WORDS[kind]
     subject = f"{what} {show_id(lot)}" if lot is not None else what
     return f"{subject} at block {event.block_number} ({_when(event.timestamp)})"
 
 
-def _lapse_flag(
-    actor: str,
-    code: FlagCode,
-    events: list[tuple[str, EventRef, bytes | None, _Standing]],
-) -> Flag:
-    """One flag for the events ``actor`` signed without roles, or without a valid certificate."""
-    what, event, lot, standing = events[0]
-    count = len(events)
+def _lapse_flag(lapses: list[Lapse], participants: Participants) -> Flag:
+    """One flag for the events an actor signed in one kind of lapse, in chain order: a mine
+    without a certificate signs every one of its lots, and one line per lot would bury the other
+    flags."""
+    first, last = lapses[0], lapses[-1]
+    actor, code = first.event.actor, first.code
+    count = len(lapses)
     scope = (
-        f"the {_where(what, lot, event)}"
+        f"the {_where(first.kind, first.lot, first.event)}"
         if count == 1
-        else f"{count} events, from the {_where(what, lot, event)} to the "
-        f"{_where(events[-1][0], events[-1][2], events[-1][1])}"
+        else f"{count} events, from the {_where(first.kind, first.lot, first.event)} to the "
+        f"{_where(last.kind, last.lot, last.event)}"
     )
+    standing = participants.standing_at(actor, first.event)
     if code == "signer-not-accredited":
         held = "had its roles revoked" if standing.roles == 0 else "was not accredited"
         message = f"{actor} {held} when it signed {scope}"
@@ -673,12 +614,13 @@ def _lapse_flag(
             for scheme, until in sorted(standing.schemes.items())
         )
         message = f"{actor}'s certifications had expired when it signed {scope} ({held_schemes})"
-    return Flag(code, message, event, lot, actor)
+    return Flag(code, message, first.event, first.lot, actor)
 
 
 def _correction_flags(
-    graph: Graph, what: str, event: EventRef, lot: bytes | None
+    graph: Graph, kind: EventKind, event: EventRef, lot: bytes | None
 ) -> Iterator[Flag]:
+    what = _WORDS[kind]
     subject = f"{what} {show_id(lot)}" if lot is not None else what
     for correction in graph.corrections.get(event.event_id, ()):
         reason = _CORRECTION_REASONS.get(correction.reason, f"reason {correction.reason}")
@@ -707,32 +649,30 @@ def _flags(
     graph: Graph,
     order: list[bytes],
     lots: list[LotView],
-    participants: _Participants,
+    participants: Participants,
     high_risk_countries: frozenset[str],
 ) -> tuple[Flag, ...]:
-    checked: list[tuple[str, EventRef, bytes | None]] = []  # what, event, lot
+    """Flags on the events of the report's chain: the commissioning and custody events of its
+    lots and its recorded steps (``order``)."""
     flags: list[Flag] = []
+    upstream: set[bytes] = set()
     for view in lots:
         lot_id = view.lot
+        upstream.add(lot_id)
         origin = view.origin
-        if origin is not None:
-            checked.append(("commissioning of lot", origin.event, lot_id))
-            if origin.country in high_risk_countries:
-                how = "mined" if origin.feedstock == Feedstock.PRIMARY else "recycled"
-                flags.append(
-                    Flag(
-                        "high-risk-origin",
-                        f"lot {show_id(lot_id)} was {how} at facility {show_id(origin.facility)}"
-                        f" in {origin.country}, a high-risk country",
-                        origin.event,
-                        lot_id,
-                        origin.event.actor,
-                    )
+        if origin is not None and origin.country in high_risk_countries:
+            how = "mined" if origin.feedstock == Feedstock.PRIMARY else "recycled"
+            flags.append(
+                Flag(
+                    "high-risk-origin",
+                    f"lot {show_id(lot_id)} was {how} at facility {show_id(origin.facility)}"
+                    f" in {origin.country}, a high-risk country",
+                    origin.event,
+                    lot_id,
+                    origin.event.actor,
                 )
-        handoffs = graph.handoffs.get(lot_id, ())
-        for handoff in handoffs:
-            checked.append((_HANDOFF_WORDS[handoff.kind], handoff.event, lot_id))
-        shipment = _open_shipment(handoffs)
+            )
+        shipment = _open_shipment(graph.handoffs.get(lot_id, ()))
         if shipment is not None:
             flags.append(
                 Flag(
@@ -745,39 +685,25 @@ def _flags(
                     shipment.sender,
                 )
             )
-    for step_id in order:
-        step = graph.steps[step_id]
-        checked.append(
-            ("passport binding" if step.kind == "bind" else "transformation", step.event, None)
-        )
-    corrections = graph.corrections
-    timeline = participants.timeline
-    # A participant's standing is flagged once per kind of lapse, citing the first and the last
-    # of the events it signed in that state and how many: a mine without a certificate signs
-    # every one of its lots, and one line per lot would bury the other flags.
-    lapses: dict[tuple[str, FlagCode], list[tuple[str, EventRef, bytes | None, _Standing]]] = {}
-    for what, event, subject in checked:
-        if event.event_id in corrections:
-            flags.extend(_correction_flags(graph, what, event, subject))
-        # participants.standing_at, inlined: this runs for every event of the chain.
-        positions, standings = timeline(event.actor)
-        index = bisect_left(positions, (event.block_number, event.log_index))
-        standing = standings[index - 1] if index else _NEVER
-        if not standing.roles:
-            lapses.setdefault((event.actor, "signer-not-accredited"), []).append(
-                (what, event, subject, standing)
-            )
-        if not standing.schemes:
-            lapses.setdefault((event.actor, "certification-missing"), []).append(
-                (what, event, subject, standing)
-            )
-        elif standing.valid_until < event.timestamp:
-            lapses.setdefault((event.actor, "certification-expired"), []).append(
-                (what, event, subject, standing)
-            )
-    for (actor, code), events in lapses.items():
-        events.sort(key=lambda item: _position(item[1]))
-        flags.append(_lapse_flag(actor, code, events))
+    recorded = set(order)
+    if graph.corrections:
+        events: list[tuple[EventKind, EventRef, bytes | None]] = []
+        for view in lots:
+            if view.origin is not None:
+                events.append(("commission", view.origin.event, view.lot))
+            events.extend((h.kind, h.event, view.lot) for h in graph.handoffs.get(view.lot, ()))
+        events.extend((graph.steps[s].kind, graph.steps[s].event, None) for s in order)
+        for kind, event, subject in events:
+            if event.event_id in graph.corrections:
+                flags.extend(_correction_flags(graph, kind, event, subject))
+    lapses: dict[tuple[str, LapseCode], list[Lapse]] = {}
+    for lapse in graph_lapses(graph):
+        in_chain = lapse.event.event_id in recorded if lapse.lot is None else lapse.lot in upstream
+        if in_chain:
+            lapses.setdefault((lapse.event.actor, lapse.code), []).append(lapse)
+    for items in lapses.values():
+        items.sort(key=lambda lapse: _position(lapse.event))
+        flags.append(_lapse_flag(items, participants))
 
     return tuple(
         sorted(

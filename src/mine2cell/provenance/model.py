@@ -116,6 +116,20 @@ class Correction(NamedTuple):
     event: EventRef
 
 
+EventKind = Literal["commission", "ship", "receive", "reject", "recall", "transform", "bind"]
+LapseCode = Literal["signer-not-accredited", "certification-missing", "certification-expired"]
+
+
+class Lapse(NamedTuple):
+    """An event signed by a participant without roles or a valid certification at the time
+    (``mine2cell.provenance.standing``): a ``kind`` event on ``lot`` (None for a step)."""
+
+    code: LapseCode
+    kind: EventKind
+    lot: bytes | None
+    event: EventRef
+
+
 class Attestation(NamedTuple):
     passport: bytes
     verdict: int  # 1 pass, 2 fail
@@ -128,7 +142,14 @@ class Graph:
     """A part of the stored graph that is closed under what a query needs: for a passport, every
     lot upstream of its binding with the steps that produced them; for a downstream query, every
     step and lot downstream of the start. Participants, custody and corrections cover those
-    lots' and steps' events."""
+    lots' and steps' events.
+
+    ``lapses`` are the standing lapses of those events as a store found them when it indexed
+    them, or None. With None, ``handoffs`` holds every custody event of the lots and the engine
+    finds the lapses itself; with stored lapses, a store may load only the custody events a
+    report cites: for each lot its last one when that is a shipment (the lot is in transit), and
+    every one of a lot that has a corrected custody event.
+    """
 
     lots: dict[bytes, LotNode] = field(default_factory=dict)
     steps: dict[bytes, Step] = field(default_factory=dict)  # by event id
@@ -138,3 +159,4 @@ class Graph:
     corrections: dict[bytes, tuple[Correction, ...]] = field(default_factory=dict)  # by target
     attestations: dict[bytes, tuple[Attestation, ...]] = field(default_factory=dict)  # passport
     passports: dict[bytes, bytes] = field(default_factory=dict)  # passport -> binding step id
+    lapses: tuple[Lapse, ...] | None = None

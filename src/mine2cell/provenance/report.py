@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from mine2cell.ids import show_id
 from mine2cell.materials import describe
@@ -142,8 +142,7 @@ def _material_json(code: int) -> dict[str, Any]:
 # -- origin shares ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FacilityShare:
+class FacilityShare(NamedTuple):
     """Mass attributed to one origin facility (a mine or a recycler's plant), as commissioned by
     ``actor`` in ``country``."""
 
@@ -163,8 +162,7 @@ class FacilityShare:
         }
 
 
-@dataclass(frozen=True)
-class CountryShare:
+class CountryShare(NamedTuple):
     country: str
     grams: Fraction
     share: Fraction
@@ -232,8 +230,7 @@ class StageFootprint:
         return {"stage": self.stage, "co2e": co2e_json(self.grams)}
 
 
-@dataclass(frozen=True)
-class StepFootprint:
+class StepFootprint(NamedTuple):
     """One event's contribution to the footprint: the battery's part of the event's output mass
     (``attributed`` of ``base`` grams) carries the same part of the event's recorded
     ``footprint``.
@@ -307,8 +304,7 @@ class Footprint:
 # -- the upstream DAG ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LotView:
+class LotView(NamedTuple):
     """A lot upstream of the battery and the grams of it that went into the battery."""
 
     lot: bytes
@@ -351,8 +347,7 @@ class LotView:
         }
 
 
-@dataclass(frozen=True)
-class StepView:
+class StepView(NamedTuple):
     """A transformation or the binding: ``attributed`` of its ``base`` grams of output went into
     the battery (the binding's base is the grams it bound, all of them the battery's)."""
 
@@ -379,8 +374,7 @@ class StepView:
         }
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     """Material moving along the DAG: ``lot -> step`` (consumed) or ``step -> lot`` (produced),
     in grams as recorded by the step ``step``."""
 
