@@ -477,6 +477,25 @@ class StoreContract:
         assert graph is not None
         assert graph.handoffs == {ORE_CD: (_handoff(ship),)}
 
+    def test_a_rolled_back_receipt_leaves_the_lot_in_transit_again(self, store: Store) -> None:
+        chain = HandmadeChain()
+        chain.mine(accredited(MINE_CD, MINE, "KOLWEZI-NORTH", "CD", 1))
+        _, ship = chain.mine(
+            commissioned(
+                ORE_CD, MINE_CD, material=CO_HYDROXIDE, quantity=900, facility="K", country="CD"
+            ),
+            handed("LotShipped", ORE_CD, MINE_CD, REFINER),
+        )
+        chain.mine(handed("LotReceived", ORE_CD, MINE_CD, REFINER))
+        chain.ingest_into(store, 1, 2)
+        chain.ingest_into(store, 1, 3)  # an overlapping page
+        received = store.ancestry([ORE_CD]).handoffs
+
+        store.rollback(2)
+
+        assert received == {}
+        assert store.ancestry([ORE_CD]).handoffs == {ORE_CD: (_handoff(ship),)}
+
     def test_upstream_lapses_are_its_events_signed_without_roles_or_a_valid_certificate(
         self, store: Store
     ) -> None:

@@ -205,6 +205,7 @@ class SqliteStore(storage.Database):
                 "INSERT OR IGNORE INTO lapses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 self._lapse_rows(conn, rows, blocks),
             )
+            self._follow_custody(conn, {row[4] for row in rows.get("handoffs", ())})
             conn.execute(
                 "INSERT INTO checkpoint (id, block_number, block_hash, updated_at) "
                 "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET block_number = excluded."
@@ -212,6 +213,19 @@ class SqliteStore(storage.Database):
                 (checkpoint.block_number, checkpoint.block_hash, time.time()),
             )
         return stored
+
+    @staticmethod
+    def _follow_custody(conn: sqlite3.Connection, lots: Iterable[bytes]) -> None:
+        """Bring ``in_transit`` up to date for lots whose custody events changed: a lot is in
+        transit when its last custody event, whatever order pages came in, is a shipment."""
+        params = [(lot,) for lot in lots]
+        conn.executemany("DELETE FROM in_transit WHERE lot = ?", params)
+        conn.executemany(
+            "INSERT INTO in_transit SELECT h.lot, h.tx_hash, h.log_index, h.block_number "
+            "FROM handoffs h WHERE h.rowid = (SELECT x.rowid FROM handoffs x WHERE x.lot = ? "
+            "ORDER BY x.block_number DESC, x.log_index DESC LIMIT 1) AND h.kind = 'ship'",
+            params,
+        )
 
     def _lapse_rows(
         self,
@@ -358,8 +372,15 @@ class SqliteStore(storage.Database):
 
     def rollback(self, to_block: int) -> None:
         with self._write() as conn:
+            touched = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT lot FROM handoffs WHERE block_number > ?", (to_block,)
+                )
+            ]
             for table in _TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE block_number > ?", (to_block,))
+            self._follow_custody(conn, touched)
             conn.execute("DELETE FROM blocks WHERE number > ?", (to_block,))
             row = conn.execute("SELECT hash FROM blocks WHERE number = ?", (to_block,)).fetchone()
             if row is None:
@@ -473,13 +494,10 @@ class SqliteStore(storage.Database):
             " CROSS JOIN lapses l ON l.event_id = q.id WHERE l.lot IS NULL"
             " ORDER BY 3, 2, 5"  # chain order
         ).fetchall()
-        # Custody: each lot's last event when it is a shipment (read from the index), one probe
-        # per lot.
+        # Custody: the shipments of the lots in transit.
         handoff_rows = conn.execute(
-            f"SELECT {_HANDOFF_COLUMNS} FROM q_lots q CROSS JOIN handoffs h ON h.rowid = ("
-            " SELECT x.rowid FROM handoffs x WHERE x.lot = q.id"
-            " ORDER BY x.block_number DESC, x.log_index DESC LIMIT 1"
-            ") WHERE h.kind = 'ship'"
+            f"SELECT {_HANDOFF_COLUMNS} FROM q_lots q CROSS JOIN in_transit t ON t.lot = q.id"
+            " CROSS JOIN handoffs h ON h.tx_hash = t.tx_hash AND h.log_index = t.log_index"
         ).fetchall()
         # Corrections of the graph's events, and all custody events of a lot with a corrected
         # one: one index probe per event, none when no event of the ledger was ever corrected.
@@ -519,11 +537,11 @@ class SqliteStore(storage.Database):
         # SQLite returns BLOBs as bytes, TEXT as str and INTEGER as int: rows are used as they
         # come, but for the uint96/uint256 values stored as decimal TEXT.
         lots: dict[bytes, LotNode] = {}
-        for r in commissions:
+        for r in commissions:  # the bulk of a passport's graph: ref() inlined
             tx, index, block, eid, lot, actor, material, qty, feedstock, fp, doc, fac, country = r
-            origin = Origin(
-                feedstock, int(fp), fac, country, doc, ref(eid, tx, block, index, actor)
-            )
+            block_hash, timestamp = blocks[block]
+            event = EventRef(eid, tx, block, block_hash, index, timestamp, actor)
+            origin = Origin(feedstock, int(fp), fac, country, doc, event)
             lots[lot] = LotNode(lot, material, int(qty), origin)
         inputs: dict[bytes, list[Consumed]] = defaultdict(list)
         consumers: dict[bytes, list[bytes]] = defaultdict(list)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from itertools import groupby
 from math import gcd
+from operator import attrgetter
 from typing import TypeVar
 
 from mine2cell.codes import Feedstock, Role
@@ -267,7 +268,7 @@ def _provenance(
     lot_mass, step_mass = _attribute(graph, order)
     lots = _lot_views(graph, lot_mass)
     steps = _step_views(graph, recorded, step_mass, participants)
-    elements, facilities, countries, recycled, origin_grams = _origin_shares(lots)
+    elements, facilities, countries, recycled, origin_grams = _origin_shares(lots, lot_mass)
     return PassportProvenance(
         passport=passport,
         binding=binding.event,
@@ -433,7 +434,7 @@ def _group_sums(cells: Iterable[tuple[K, Fraction]]) -> dict[K, Fraction]:
 
 
 def _origin_shares(
-    lots: list[LotView],
+    lots: list[LotView], lot_mass: dict[bytes, dict[Element, Pair]]
 ) -> tuple[
     tuple[ElementProvenance, ...],
     tuple[FacilityShare, ...],
@@ -443,12 +444,15 @@ def _origin_shares(
 ]:
     # The finest cell is (element, facility, feedstock); every group below is a sum of cells, so
     # each origin lot's mass is added once, and the large sums add few, already combined, terms.
-    cells = _group_sums(
-        ((element, (o.facility, o.country, o.event.actor), o.feedstock), mass)
-        for view in lots
-        if (o := view.origin) is not None
-        for element, mass in view.by_element
-    )
+    terms: dict[tuple[Element, FacilityKey, int], list[Pair]] = {}
+    for view in lots:
+        o = view.origin
+        if o is None:
+            continue
+        facility = (o.facility, o.country, o.event.actor)
+        for element, pair in lot_mass[view.lot].items():
+            terms.setdefault((element, facility, o.feedstock), []).append(pair)
+    cells = {key: _fraction(_sum_pairs(pairs)) for key, pairs in terms.items()}
     by_element_facility = _group_sums(((e, f), mass) for (e, f, _), mass in cells.items())
     element_grams = _group_sums((e, mass) for (e, _), mass in by_element_facility.items())
     whole = _sum(element_grams.values())
@@ -502,6 +506,9 @@ def _origin_shares(
     )
 
 
+_CHAIN_ORDER = attrgetter("event.block_number", "event.log_index")
+
+
 def _footprint(lots: list[LotView], steps: list[StepView]) -> Footprint:
     # The footprint follows a lot whatever element it is traced for: masses summed over contexts.
     contributions: list[StepFootprint] = []
@@ -535,7 +542,7 @@ def _footprint(lots: list[LotView], steps: list[StepView]) -> Footprint:
             terms[step.stage].append(
                 (attributed.numerator * step.footprint, attributed.denominator * step.base)
             )
-    contributions.sort(key=lambda c: (c.event.block_number, c.event.log_index))
+    contributions.sort(key=_CHAIN_ORDER)
     per_stage = {stage: _sum_pairs(pairs) for stage, pairs in terms.items()}
     return Footprint(
         total=_fraction(_sum_pairs(list(per_stage.values()))),

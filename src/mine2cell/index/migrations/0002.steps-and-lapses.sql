@@ -1,7 +1,8 @@
 -- Schema 2, for fast upstream queries:
 -- * each consumption names the step that produced its lot (NULL for a commissioned lot), so an
 --   upstream walk goes from step to step through one index instead of lot by lot;
--- * custody events are indexed with their kind, so a lot's last one is read from the index;
+-- * custody events are indexed with their kind and position, and the lots in transit (last
+--   custody event a shipment) are kept in a table of their own;
 -- * lapses: events whose signer held no roles or no valid certification at the time, found once
 --   when the event is stored (a fact of the chain that later records never change).
 -- The new column and table are filled as logs are stored, so the index starts again from the
@@ -25,6 +26,13 @@ CREATE INDEX consumptions_by_event ON consumptions (event_id, producer);
 
 DROP INDEX handoffs_by_lot;
 CREATE INDEX handoffs_by_lot ON handoffs (lot, block_number, log_index, kind);
+
+-- Lots in transit: each lot whose last custody event is a shipment, with that shipment. Kept
+-- as custody events are stored and rolled back.
+CREATE TABLE in_transit (
+    lot BLOB PRIMARY KEY,
+    tx_hash BLOB NOT NULL, log_index INTEGER NOT NULL, block_number INTEGER NOT NULL
+);
 
 CREATE TABLE lapses (
     tx_hash BLOB NOT NULL, log_index INTEGER NOT NULL, block_number INTEGER NOT NULL,
