@@ -256,60 +256,73 @@ def graph_fingerprint(graph: Graph) -> tuple[Any, ...]:
 
 
 def time_queries(
-    store_path: Path,
+    ledgers: Sequence[tuple[str, Path]],
     passport: bytes,
     runs: int,
     engine: Engine | None,
     progress: Progress,
-    label: str,
-) -> tuple[QueryFigures, tuple[Any, ...]]:
-    store = SqliteStore(store_path)
-    started = time.perf_counter()
-    graph = store.upstream(passport)
-    cold_ms = (time.perf_counter() - started) * 1e3
-    if graph is None:
-        raise SystemExit(f"{label}: the index does not know the target passport 0x{passport.hex()}")
-    fingerprint = graph_fingerprint(graph)
+) -> list[tuple[QueryFigures, tuple[Any, ...]]]:
+    """The target's provenance on each ledger's index, the ledgers taking turns run by run, so
+    that a change in the machine's speed during the run touches them alike."""
+    stores: list[SqliteStore] = []
+    cold_ms: list[float] = []
+    fingerprints: list[tuple[Any, ...]] = []
+    for label, path in ledgers:
+        store = SqliteStore(path)
+        stores.append(store)
+        started = time.perf_counter()
+        graph = store.upstream(passport)
+        cold_ms.append((time.perf_counter() - started) * 1e3)
+        if graph is None:
+            raise SystemExit(f"{label}: the index does not know the passport 0x{passport.hex()}")
+        fingerprints.append(graph_fingerprint(graph))
     engine_error = "" if engine is not None else "not available"
     if engine is not None:
         try:
-            engine(graph, passport, high_risk_countries=HIGH_RISK_COUNTRIES)
+            for store in stores:
+                engine(store.upstream(passport), passport, high_risk_countries=HIGH_RISK_COUNTRIES)
         except Exception as exc:
             engine_error = f"{type(exc).__name__}: {exc}"
             engine = None
-    upstream_ms: list[float] = []
-    engine_ms: list[float] = []
+    upstream_ms: list[list[float]] = [[] for _ in stores]
+    engine_ms: list[list[float]] = [[] for _ in stores]
+    graphs: list[Graph | None] = [None for _ in stores]
     # As a long-running service does once started: what exists now (this process's ledger
     # generation included) is moved out of the collector's sight, so that collections during
     # the queries traverse only what the queries create.
     gc.collect()
     gc.freeze()
-    task = progress.add_task(f"{label}: provenance from the index", total=runs)
+    task = progress.add_task("provenance from the index, ledgers in turn", total=runs)
     for _ in range(runs):
-        t0 = time.perf_counter()
-        graph = store.upstream(passport)
-        t1 = time.perf_counter()
-        upstream_ms.append((t1 - t0) * 1e3)
-        if engine is not None:
-            assert graph is not None
-            engine(graph, passport, high_risk_countries=HIGH_RISK_COUNTRIES)
-            engine_ms.append((time.perf_counter() - t1) * 1e3)
+        for i, store in enumerate(stores):
+            t0 = time.perf_counter()
+            graph = store.upstream(passport)
+            t1 = time.perf_counter()
+            upstream_ms[i].append((t1 - t0) * 1e3)
+            if engine is not None:
+                engine(graph, passport, high_risk_countries=HIGH_RISK_COUNTRIES)
+                engine_ms[i].append((time.perf_counter() - t1) * 1e3)
+            graphs[i] = graph
         progress.advance(task)
     gc.unfreeze()
-    assert graph is not None
-    store.close()
-    figures = QueryFigures(
-        lots=len(graph.lots),
-        steps=len(graph.steps),
-        open_shipments=sum(len(h) for h in graph.handoffs.values()),
-        lapses=len(graph.lapses or ()),
-        participants=len(graph.participants),
-        cold_ms=cold_ms,
-        upstream_ms=upstream_ms,
-        engine_ms=engine_ms,
-        engine_error=engine_error,
-    )
-    return figures, fingerprint
+    results = []
+    for i, store in enumerate(stores):
+        store.close()
+        graph = graphs[i]
+        assert graph is not None
+        figures = QueryFigures(
+            lots=len(graph.lots),
+            steps=len(graph.steps),
+            open_shipments=sum(len(h) for h in graph.handoffs.values()),
+            lapses=sum(group.size for group in graph.lapses or ()),
+            participants=len(graph.participants),
+            cold_ms=cold_ms[i],
+            upstream_ms=upstream_ms[i],
+            engine_ms=engine_ms[i],
+            engine_error=engine_error,
+        )
+        results.append((figures, fingerprints[i]))
+    return results
 
 
 # -- the naive walk -----------------------------------------------------------------------------
@@ -395,6 +408,17 @@ def naive_upstream(url: str, ledger: str, from_block: int, passport: bytes) -> N
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A ledger generated, indexed and walked naively; its queries are timed after."""
+
+    label: str
+    generated: Generated
+    sync: SyncFigures
+    naive: list[NaiveWalk]
+    store_path: Path
+
+
+@dataclass(frozen=True)
 class LedgerFigures:
     label: str
     generated: Generated
@@ -408,11 +432,10 @@ def run_ledger(
     label: str,
     lots: int,
     args: argparse.Namespace,
-    engine: Engine | None,
     folder: Path,
     progress: Progress,
     nodes: list[DevNode],
-) -> tuple[LedgerFigures, tuple[Any, ...]]:
+) -> Recorded:
     node = DevNode(extra_args=DEV_NODE_ARGS).start()
     nodes.append(node)
     generated = generate(
@@ -435,9 +458,6 @@ def run_ledger(
         f"{label}: synced {sync.logs:,} logs in {sync.seconds:.1f} s "
         f"({sync.logs_per_second:,.0f} logs/s), peak RSS {sync.peak_rss_mib:,.0f} MiB"
     )
-    query, fingerprint = time_queries(store_path, passport, args.runs, engine, progress, label)
-    if query.engine_error:
-        progress.console.print(f"{label}: provenance engine left out: {query.engine_error}")
     walks: list[NaiveWalk] = []
     task = progress.add_task(f"{label}: naive walk over eth_getLogs", total=args.naive_runs)
     for _ in range(args.naive_runs):
@@ -445,9 +465,7 @@ def run_ledger(
             naive_upstream(generated.url, generated.ledger, generated.deploy_block, passport)
         )
         progress.advance(task)
-    index_lots = fingerprint[0]
-    matches = all(walk.lots == frozenset(lot[0] for lot in index_lots) for walk in walks)
-    return LedgerFigures(label, generated, sync, query, walks, matches), fingerprint
+    return Recorded(label, generated, sync, walks, store_path)
 
 
 def ms(values: Sequence[float]) -> str:
@@ -551,17 +569,32 @@ def main() -> None:
                 folder = args.work_dir
                 folder.mkdir(parents=True, exist_ok=True)
             bar = stack.enter_context(new_progress())
-            for label, lots in (("small", args.small_lots), ("large", args.large_lots)):
-                figures, fingerprint = run_ledger(label, lots, args, engine, folder, bar, nodes)
-                results.append(figures)
+            recorded = [
+                run_ledger(label, lots, args, folder, bar, nodes)
+                for label, lots in (("small", args.small_lots), ("large", args.large_lots))
+            ]
+            passport = recorded[0].generated.target_passport
+            assert passport is not None
+            timed = time_queries(
+                [(r.label, r.store_path) for r in recorded], passport, args.runs, engine, bar
+            )
+            for r, (query, fingerprint) in zip(recorded, timed, strict=True):
+                if query.engine_error:
+                    bar.console.print(f"provenance engine left out: {query.engine_error}")
+                index_lots = frozenset(lot[0] for lot in fingerprint[0])
+                matches = all(walk.lots == index_lots for walk in r.naive)
+                results.append(LedgerFigures(r.label, r.generated, r.sync, query, r.naive, matches))
                 fingerprints.append(fingerprint)
     finally:
         for node in nodes:
             node.stop(timeout=60)
     identical = all(f == fingerprints[0] for f in fingerprints)
-    for r in results:
-        if not r.naive_matches:
-            print(f"{r.label}: the naive walk and the index disagree on the lots", file=sys.stderr)
+    for figures in results:
+        if not figures.naive_matches:
+            print(
+                f"{figures.label}: the naive walk and the index disagree on the lots",
+                file=sys.stderr,
+            )
     load_after = os.getloadavg()
     elapsed = time.perf_counter() - started
     load = f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after"

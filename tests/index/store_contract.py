@@ -20,6 +20,7 @@ from mine2cell.provenance.model import (
     Graph,
     Handoff,
     Lapse,
+    LapseGroup,
     LotNode,
     Origin,
     ParticipantHistory,
@@ -165,6 +166,8 @@ def expected_upstream_of_passport_1(sc: SupplyChain) -> Graph:
             ),
         )
     }
+    cd_commission = ref(logs["commission_cd"], MINE_CD)
+    au_commission = ref(logs["commission_au"], MINE_AU)
     return Graph(
         lots={
             ORE_CD: _origin_lot(logs["commission_cd"]),
@@ -203,16 +206,27 @@ def expected_upstream_of_passport_1(sc: SupplyChain) -> Graph:
         # (block 12), when the Australian mine was revoked. The refiner's events and the
         # spare ore's are not lapses of this graph.
         lapses=(
-            Lapse(
-                "certification-missing", "commission", ORE_CD, ref(logs["commission_cd"], MINE_CD)
+            LapseGroup(
+                "certification-missing",
+                MINE_CD,
+                2,
+                Lapse("certification-missing", "commission", ORE_CD, cd_commission),
+                Lapse("certification-missing", "ship", ORE_CD, ref(logs["ship_cd"], MINE_CD)),
             ),
-            Lapse(
-                "certification-missing", "commission", ORE_AU, ref(logs["commission_au"], MINE_AU)
+            LapseGroup(
+                "certification-missing",
+                MINE_AU,
+                2,
+                Lapse("certification-missing", "commission", ORE_AU, au_commission),
+                Lapse("certification-missing", "ship", ORE_AU, ref(logs["ship_au"], MINE_AU)),
             ),
-            Lapse("certification-missing", "ship", ORE_CD, ref(logs["ship_cd"], MINE_CD)),
-            Lapse("certification-missing", "ship", ORE_AU, ref(logs["ship_au"], MINE_AU)),
-            Lapse("certification-missing", "receive", CAM, ref(logs["receive_cam"], CELL)),
-            Lapse("certification-missing", "bind", None, ref(logs["bind_1"], CELL)),
+            LapseGroup(
+                "certification-missing",
+                CELL,
+                2,
+                Lapse("certification-missing", "receive", CAM, ref(logs["receive_cam"], CELL)),
+                Lapse("certification-missing", "bind", None, ref(logs["bind_1"], CELL)),
+            ),
         ),
     )
 
@@ -539,11 +553,15 @@ class StoreContract:
         graph = store.ancestry([lot("a"), lot("b"), lot("c")])
 
         assert ok and last_valid and revoke
-        assert graph.lapses == (
-            Lapse("certification-expired", "commission", lot("c"), ref(expired, MINE_CD)),
-            Lapse("certification-expired", "ship", lot("c"), ref(shipped, MINE_CD)),
-            Lapse("signer-not-accredited", "ship", lot("c"), ref(shipped, MINE_CD)),
-        )  # in chain order, then by code
+        expired_commission = Lapse(
+            "certification-expired", "commission", lot("c"), ref(expired, MINE_CD)
+        )
+        expired_ship = Lapse("certification-expired", "ship", lot("c"), ref(shipped, MINE_CD))
+        revoked_ship = Lapse("signer-not-accredited", "ship", lot("c"), ref(shipped, MINE_CD))
+        assert graph.lapses == (  # by signer and kind, in chain order of the first event
+            LapseGroup("certification-expired", MINE_CD, 2, expired_commission, expired_ship),
+            LapseGroup("signer-not-accredited", MINE_CD, 1, revoked_ship, revoked_ship),
+        )
 
     def test_upstream_corrections_are_those_targeting_the_graphs_events(self, store: Store) -> None:
         sc = _stored_supply_chain(store)

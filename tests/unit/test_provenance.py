@@ -638,6 +638,20 @@ def test_an_origin_in_a_high_risk_country_is_flagged() -> None:
     assert "CD" in report.flags[0].message
 
 
+def test_lots_of_one_high_risk_facility_are_flagged_once_with_their_number() -> None:
+    chain = cast()
+    a = chain.commission("KOL-A", CO_HYDROXIDE, 1_000, facility="KOL", country="CD")
+    b = chain.commission("KOL-B", CO_HYDROXIDE, 1_000, facility="KOL", country="CD")
+    chain.transform({a: 1_000, b: 1_000}, {"SUL-1": (CO_SULFATE, 2_000)})
+    chain.bind("BAT-1", {lot("SUL-1"): 2_000})
+
+    (flag,) = chain.provenance(high_risk=frozenset({"CD"})).flags
+
+    assert (flag.code, flag.lot, flag.account) == ("high-risk-origin", a, MINE)
+    assert flag.message.startswith("2 lots were mined at facility KOL in CD, a high-risk country")
+    assert "from lot KOL-A" in flag.message and "to lot KOL-B" in flag.message
+
+
 def test_a_corrected_step_is_flagged_with_the_reason() -> None:
     chain = split()
     (step_id,) = [s for s, step in chain.graph.steps.items() if step.kind == "transform"]

@@ -27,6 +27,8 @@ from mine2cell.provenance.model import (
     Graph,
     Handoff,
     Lapse,
+    LapseCode,
+    LapseGroup,
     LotNode,
     Origin,
     ParticipantHistory,
@@ -34,7 +36,7 @@ from mine2cell.provenance.model import (
     RoleChange,
     Step,
 )
-from mine2cell.provenance.standing import Participants, lapses_of
+from mine2cell.provenance.standing import Participants, in_chain_order, lapses_of
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ _HANDOFF_COLUMNS = (
 _LAPSE_COLUMNS = (
     "l.tx_hash, l.log_index, l.block_number, l.event_id, l.code, l.kind, l.lot, l.actor"
 )
+_LAPSE_FIELDS = "tx_hash, log_index, block_number, event_id, code, kind, lot, actor"
 _HANDOFF_KINDS = {
     "LotShipped": "ship",
     "LotReceived": "receive",
@@ -488,11 +491,18 @@ class SqliteStore(storage.Database):
             "SELECT s.tx_hash, s.log_index, s.block_number, s.event_id, s.kind, s.actor, "
             "s.footprint, s.passport FROM q_steps q CROSS JOIN steps s ON s.event_id = q.id"
         ).fetchall()
+        # Lapses by signer and kind: how many, and the first and the last in chain order (an
+        # aggregate's other columns come from the row of its min() or max()).
+        position = "block_number * 1048576 + log_index"  # a log index is below 2^20
         lapse_rows = conn.execute(
-            f"SELECT {_LAPSE_COLUMNS} FROM q_lots q CROSS JOIN lapses l ON l.lot = q.id"
+            f"WITH found AS MATERIALIZED (SELECT {_LAPSE_COLUMNS} FROM q_lots q"
+            " CROSS JOIN lapses l ON l.lot = q.id"
             f" UNION ALL SELECT {_LAPSE_COLUMNS} FROM q_steps q"
-            " CROSS JOIN lapses l ON l.event_id = q.id WHERE l.lot IS NULL"
-            " ORDER BY 3, 2, 5"  # chain order
+            " CROSS JOIN lapses l ON l.event_id = q.id WHERE l.lot IS NULL)"
+            f" SELECT {_LAPSE_FIELDS}, count(*), 1, min({position}) FROM found"
+            " GROUP BY actor, code"
+            f" UNION ALL SELECT {_LAPSE_FIELDS}, count(*), 0, max({position}) FROM found"
+            " GROUP BY actor, code"
         ).fetchall()
         # Custody: the shipments of the lots in transit.
         handoff_rows = conn.execute(
@@ -584,9 +594,17 @@ class SqliteStore(storage.Database):
                     ref(eid, tx, block, index, actor),
                 )
             )
-        lapses = tuple(
-            Lapse(code, kind, lot, ref(eid, tx, block, index, actor))
-            for tx, index, block, eid, code, kind, lot, actor in lapse_rows
+        firsts: dict[tuple[str, LapseCode], tuple[Lapse, int]] = {}
+        lasts: dict[tuple[str, LapseCode], Lapse] = {}
+        for tx, index, block, eid, code, kind, lot, actor, size, first, _ in lapse_rows:
+            lapse = Lapse(code, kind, lot, ref(eid, tx, block, index, actor))
+            if first:
+                firsts[(actor, code)] = (lapse, size)
+            else:
+                lasts[(actor, code)] = lapse
+        lapses = in_chain_order(
+            LapseGroup(key[1], key[0], size, first, lasts[key])
+            for key, (first, size) in firsts.items()
         )
         return Graph(
             lots=lots,

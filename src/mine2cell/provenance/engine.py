@@ -34,9 +34,9 @@ from mine2cell.provenance.model import (
     EventRef,
     Graph,
     Handoff,
-    Lapse,
-    LapseCode,
+    LapseGroup,
     LotNode,
+    Origin,
     Step,
 )
 from mine2cell.provenance.report import (
@@ -61,7 +61,7 @@ from mine2cell.provenance.report import (
     StepView,
     UpstreamDag,
 )
-from mine2cell.provenance.standing import Participants, graph_lapses
+from mine2cell.provenance.standing import Participants, group_lapses, lapses_of, signed_events
 
 __all__ = [
     "IncompleteGraph",
@@ -596,24 +596,21 @@ def _where(kind: EventKind, lot: bytes | None, event: EventRef) -> str:
     return f"{subject} at block {event.block_number} ({_when(event.timestamp)})"
 
 
-def _lapse_flag(lapses: list[Lapse], participants: Participants) -> Flag:
-    """One flag for the events an actor signed in one kind of lapse, in chain order: a mine
-    without a certificate signs every one of its lots, and one line per lot would bury the other
-    flags."""
-    first, last = lapses[0], lapses[-1]
-    actor, code = first.event.actor, first.code
-    count = len(lapses)
+def _lapse_flag(group: LapseGroup, participants: Participants) -> Flag:
+    """One flag for the events an actor signed in one kind of lapse: a mine without a
+    certificate signs every one of its lots, and one line per lot would bury the other flags."""
+    first, last, actor = group.first, group.last, group.actor
     scope = (
         f"the {_where(first.kind, first.lot, first.event)}"
-        if count == 1
-        else f"{count} events, from the {_where(first.kind, first.lot, first.event)} to the "
-        f"{_where(last.kind, last.lot, last.event)}"
+        if group.size == 1
+        else f"{group.size} events, from the {_where(first.kind, first.lot, first.event)} to "
+        f"the {_where(last.kind, last.lot, last.event)}"
     )
     standing = participants.standing_at(actor, first.event)
-    if code == "signer-not-accredited":
+    if group.code == "signer-not-accredited":
         held = "had its roles revoked" if standing.roles == 0 else "was not accredited"
         message = f"{actor} {held} when it signed {scope}"
-    elif code == "certification-missing":
+    elif group.code == "certification-missing":
         message = f"{actor} had no certification recorded when it signed {scope}"
     else:
         held_schemes = ", ".join(
@@ -621,7 +618,23 @@ def _lapse_flag(lapses: list[Lapse], participants: Participants) -> Flag:
             for scheme, until in sorted(standing.schemes.items())
         )
         message = f"{actor}'s certifications had expired when it signed {scope} ({held_schemes})"
-    return Flag(code, message, first.event, first.lot, actor)
+    return Flag(group.code, message, first.event, first.lot, actor)
+
+
+def _high_risk_flag(origins: list[tuple[bytes, Origin]]) -> Flag:
+    """One flag for the lots of one facility in a high-risk country, as for lapses."""
+    (first_lot, first), (last_lot, last) = origins[0], origins[-1]
+    how = "mined" if first.feedstock == Feedstock.PRIMARY else "recycled"
+    where = f"at facility {show_id(first.facility)} in {first.country}, a high-risk country"
+    if len(origins) == 1:
+        message = f"lot {show_id(first_lot)} was {how} {where}"
+    else:
+        message = (
+            f"{len(origins)} lots were {how} {where}, from lot {show_id(first_lot)} "
+            f"(block {first.event.block_number}) to lot {show_id(last_lot)} "
+            f"(block {last.event.block_number})"
+        )
+    return Flag("high-risk-origin", message, first.event, first_lot, first.event.actor)
 
 
 def _correction_flags(
@@ -663,22 +676,14 @@ def _flags(
     lots and its recorded steps (``order``)."""
     flags: list[Flag] = []
     upstream: set[bytes] = set()
+    high_risk: dict[tuple[bytes, str, str, bool], list[tuple[bytes, Origin]]] = {}
     for view in lots:
         lot_id = view.lot
         upstream.add(lot_id)
         origin = view.origin
         if origin is not None and origin.country in high_risk_countries:
-            how = "mined" if origin.feedstock == Feedstock.PRIMARY else "recycled"
-            flags.append(
-                Flag(
-                    "high-risk-origin",
-                    f"lot {show_id(lot_id)} was {how} at facility {show_id(origin.facility)}"
-                    f" in {origin.country}, a high-risk country",
-                    origin.event,
-                    lot_id,
-                    origin.event.actor,
-                )
-            )
+            key = (origin.facility, origin.country, origin.event.actor, origin.feedstock == 0)
+            high_risk.setdefault(key, []).append((lot_id, origin))
         shipment = _open_shipment(graph.handoffs.get(lot_id, ()))
         if shipment is not None:
             flags.append(
@@ -692,6 +697,9 @@ def _flags(
                     shipment.sender,
                 )
             )
+    for origins in high_risk.values():
+        origins.sort(key=lambda item: _position(item[1].event))
+        flags.append(_high_risk_flag(origins))
     recorded = set(order)
     if graph.corrections:
         events: list[tuple[EventKind, EventRef, bytes | None]] = []
@@ -703,14 +711,15 @@ def _flags(
         for kind, event, subject in events:
             if event.event_id in graph.corrections:
                 flags.extend(_correction_flags(graph, kind, event, subject))
-    lapses: dict[tuple[str, LapseCode], list[Lapse]] = {}
-    for lapse in graph_lapses(graph):
-        in_chain = lapse.event.event_id in recorded if lapse.lot is None else lapse.lot in upstream
-        if in_chain:
-            lapses.setdefault((lapse.event.actor, lapse.code), []).append(lapse)
-    for items in lapses.values():
-        items.sort(key=lambda lapse: _position(lapse.event))
-        flags.append(_lapse_flag(items, participants))
+    groups = graph.lapses
+    if groups is None:
+        # A full graph: its lapses, in the report's chain (the graph may hold other lots).
+        groups = group_lapses(
+            lapse
+            for lapse in lapses_of(signed_events(graph), participants)
+            if (lapse.event.event_id in recorded if lapse.lot is None else lapse.lot in upstream)
+        )
+    flags.extend(_lapse_flag(group, participants) for group in groups)
 
     return tuple(
         sorted(

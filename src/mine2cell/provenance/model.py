@@ -130,6 +130,16 @@ class Lapse(NamedTuple):
     event: EventRef
 
 
+class LapseGroup(NamedTuple):
+    """The ``size`` events ``actor`` signed in one kind of lapse, the first and the last."""
+
+    code: LapseCode
+    actor: str
+    size: int
+    first: Lapse
+    last: Lapse
+
+
 class Attestation(NamedTuple):
     passport: bytes
     verdict: int  # 1 pass, 2 fail
@@ -145,10 +155,11 @@ class Graph:
     lots' and steps' events.
 
     ``lapses`` are the standing lapses of those events as a store found them when it indexed
-    them, or None. With None, ``handoffs`` holds every custody event of the lots and the engine
-    finds the lapses itself; with stored lapses, a store may load only the custody events a
-    report cites: for each lot its last one when that is a shipment (the lot is in transit), and
-    every one of a lot that has a corrected custody event.
+    them, grouped by signer and kind of lapse (in chain order of their first event), or None.
+    With None, ``handoffs`` holds every custody event of the lots and the engine finds the
+    lapses itself; with stored lapses, a store may load only the custody events a report cites:
+    for each lot its last one when that is a shipment (the lot is in transit), and every one of
+    a lot that has a corrected custody event.
     """
 
     lots: dict[bytes, LotNode] = field(default_factory=dict)
@@ -159,4 +170,4 @@ class Graph:
     corrections: dict[bytes, tuple[Correction, ...]] = field(default_factory=dict)  # by target
     attestations: dict[bytes, tuple[Attestation, ...]] = field(default_factory=dict)  # passport
     passports: dict[bytes, bytes] = field(default_factory=dict)  # passport -> binding step id
-    lapses: tuple[Lapse, ...] | None = None
+    lapses: tuple[LapseGroup, ...] | None = None

@@ -5,7 +5,8 @@ revoked), had no certification recorded, or whose certifications had all expired
 block time. The standing that counts is the one just before the event on the chain, so a lapse
 is a fact about the event that later records never change: the index finds lapses once, when it
 stores the event (``mine2cell.index.store``), and the provenance engine finds them itself in a
-graph that carries no stored ones (``Graph.lapses is None``). Both use :func:`lapses_of`.
+graph that carries no stored ones (``Graph.lapses is None``). Both use :func:`lapses_of`, and
+report them grouped (:func:`group_lapses`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mine2cell.provenance.model import (
     Graph,
     Lapse,
     LapseCode,
+    LapseGroup,
     ParticipantHistory,
 )
 
@@ -129,9 +131,25 @@ def signed_events(graph: Graph) -> Iterator[tuple[EventKind, bytes | None, Event
         yield step.kind, None, step.event
 
 
-def graph_lapses(graph: Graph) -> tuple[Lapse, ...]:
-    """The lapses of a graph: the stored ones, or else those found in its events (the graph's
-    custody events are then all of its lots')."""
-    if graph.lapses is not None:
-        return graph.lapses
-    return tuple(lapses_of(signed_events(graph), Participants(graph.participants.values())))
+def group_lapses(lapses: Iterable[Lapse]) -> tuple[LapseGroup, ...]:
+    """Lapses by signer and kind of lapse, each group with its first and last event in chain
+    order; the groups in chain order of their first event, then by code."""
+    groups: dict[tuple[str, LapseCode], list[Lapse]] = {}
+    for lapse in lapses:
+        groups.setdefault((lapse.event.actor, lapse.code), []).append(lapse)
+    summaries = []
+    for (actor, code), items in groups.items():
+        items.sort(key=_chain_position)
+        summaries.append(LapseGroup(code, actor, len(items), items[0], items[-1]))
+    return in_chain_order(summaries)
+
+
+def in_chain_order(groups: Iterable[LapseGroup]) -> tuple[LapseGroup, ...]:
+    """Groups in chain order of their first event, then by code and signer."""
+    return tuple(
+        sorted(groups, key=lambda group: (_chain_position(group.first), group.code, group.actor))
+    )
+
+
+def _chain_position(lapse: Lapse) -> Position:
+    return (lapse.event.block_number, lapse.event.log_index)
