@@ -9,8 +9,8 @@ In one run, on anvil nodes started here (one per ledger):
    own so that its peak resident memory is the sync's (printed with the child's resident memory
    before it began, logs indexed per second and the elapsed time);
 3. time the target's provenance from the index: ``store.upstream(passport)`` and the provenance
-   engine (``passport_provenance``) on the graph, p50 / p95 over ``--runs`` runs, on both ledgers
-   (the time should follow the ancestry, not the ledger);
+   engine (``passport_provenance``) on the graph, p50 / p95 over ``--runs`` runs, the two ledgers
+   taking turns run by run (the time should follow the ancestry, not the ledger);
 4. time a naive reconstruction that walks the chain lot by lot with eth_getLogs (per lot, its
    commission or production and its custody events, by lot topic; per step, its inputs and outputs
    by event-id topic, and its header), over ``--naive-runs`` runs, check it finds the same lots as
@@ -636,8 +636,8 @@ def main() -> None:
         "and outputs by event-id topic, and the header), breadth first, over "
         f"{args.naive_runs} runs; it finds the same lots as the index "
         f"({'checked' if all(r.naive_matches for r in results) else 'NOT the same: see stderr'})"
-        "; it reads every custody event, where the index reads only each lot's last one (from an "
-        "index) and the lapses it found when it stored the events, and it reads no participant "
+        "; it reads every custody event, where the index reads only the shipments of lots in "
+        "transit and the lapses it found when it stored the events, and it reads no participant "
         "histories or corrections. Speed-up: naive p50 over "
         "index total p50. The figures vary with the machine and its load.\n\n"
     )
