@@ -26,6 +26,7 @@ from mine2cell.errors import InvalidInput, Mine2CellError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.index.sync import SyncResult
 from mine2cell.materials import describe
+from mine2cell.provenance.documents import passport_document
 from mine2cell.provenance.engine import downstream, lot_provenance, passport_provenance
 from mine2cell.provenance.text import print_downstream, print_provenance
 from mine2cell.relay import intake
@@ -551,20 +552,24 @@ def passport_show(
         with _service(opts) as service:
             _sync(service, quiet=json_out)
             passport_id = parse_id(passport, "passport")
+            unbound = InvalidInput(
+                "passport", f"passport {show_id(passport_id)} is not bound on this ledger"
+            )
+            high_risk = service.settings.high_risk_country_set
+            if json_out:
+                document = passport_document(
+                    service.store(), passport_id, high_risk_countries=high_risk
+                )
+                if document is None:
+                    raise unbound
+                print(json.dumps(json.loads(document), indent=2))
+                return
             graph = service.store().upstream(passport_id)
             if graph is None:
-                raise InvalidInput(
-                    "passport", f"passport {show_id(passport_id)} is not bound on this ledger"
-                )
+                raise unbound
             report = passport_provenance(
-                graph,
-                passport_id,
-                high_risk_countries=service.settings.high_risk_country_set,
-                now=int(time.time()),
+                graph, passport_id, high_risk_countries=high_risk, now=int(time.time())
             )
-            if json_out:
-                print(json.dumps(report.to_json(), indent=2))
-                return
             print_provenance(
                 console,
                 report,

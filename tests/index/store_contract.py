@@ -682,6 +682,73 @@ class StoreContract:
         [certification] = graph.participants[MINE_CD].certifications
         assert certification.valid_until == UINT64_MAX
 
+    # -- stored reports ----------------------------------------------------------------------
+
+    def _with_reports(self, store: Store, last_block: int) -> SupplyChain:
+        """The supply chain up to ``last_block``, with a report kept for each passport."""
+        sc = supply_chain()
+        sc.chain.ingest_into(store, 1, last_block)
+        epoch = store.report_epoch()
+        assert store.save_report(PASSPORT_1, "v", b"report 1", epoch)
+        assert store.save_report(PASSPORT_2, "v", b"report 2", epoch)
+        return sc
+
+    def test_a_kept_report_is_served_for_its_passport_and_variant(self, store: Store) -> None:
+        self._with_reports(store, 12)
+
+        assert store.report(PASSPORT_1, "v") == b"report 1"
+        assert store.report(PASSPORT_2, "v") == b"report 2"
+        assert store.report(PASSPORT_1, "another list") is None
+        assert store.report(passport("unbound"), "v") is None
+
+    def test_an_attestation_forgets_its_passports_report_only(self, store: Store) -> None:
+        sc = self._with_reports(store, 12)
+        sc.chain.mine(attested(PASSPORT_1, AUDITOR_ACCOUNT, PASS))
+
+        sc.chain.ingest_into(store, 13)
+
+        assert store.report(PASSPORT_1, "v") is None
+        assert store.report(PASSPORT_2, "v") == b"report 2"
+
+    def test_a_custody_event_on_a_consumed_lot_forgets_the_reports_downstream(
+        self, store: Store
+    ) -> None:
+        sc = self._with_reports(store, 12)
+        sc.chain.mine(handed("LotShipped", SPARE_ORE, MINE_AU, REFINER))  # consumed by nobody
+        sc.chain.ingest_into(store, 13)
+        kept = store.report(PASSPORT_1, "v"), store.report(PASSPORT_2, "v")
+        sc.chain.mine(handed("LotShipped", ORE_AU, REFINER, CELL))  # refined for both passports
+
+        sc.chain.ingest_into(store, 14)
+
+        assert kept == (b"report 1", b"report 2")
+        assert store.report(PASSPORT_1, "v") is None and store.report(PASSPORT_2, "v") is None
+
+    def test_a_correction_forgets_every_report(self, store: Store) -> None:
+        sc = self._with_reports(store, 9)
+
+        sc.chain.ingest_into(store, 10, 10)
+
+        assert store.report(PASSPORT_1, "v") is None and store.report(PASSPORT_2, "v") is None
+
+    def test_a_report_computed_before_an_invalidation_is_not_kept(self, store: Store) -> None:
+        sc = supply_chain()
+        sc.chain.ingest_into(store, 1, 10)
+        epoch = store.report_epoch()
+        sc.chain.ingest_into(store, 11, 11)  # passport 1 attested meanwhile
+
+        kept = store.save_report(PASSPORT_1, "v", b"stale", epoch)
+
+        assert not kept and store.report(PASSPORT_1, "v") is None
+        assert store.save_report(PASSPORT_1, "v", b"fresh", store.report_epoch())
+
+    def test_a_rollback_forgets_every_report(self, store: Store) -> None:
+        self._with_reports(store, 12)
+
+        store.rollback(11)
+
+        assert store.report(PASSPORT_1, "v") is None and store.report(PASSPORT_2, "v") is None
+
     # -- small reads -------------------------------------------------------------------------
 
     def test_lots_of_facility_are_the_lots_commissioned_there_in_chain_order(

@@ -4,6 +4,7 @@ against a fresh store synced from scratch on the new chain)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from mine2cell.chain.node import DevNode
 from mine2cell.errors import ConfigurationError
 from mine2cell.index.store import SqliteStore, Store
 from mine2cell.index.sync import REORG_WINDOW, Indexer, SyncResult
+from mine2cell.provenance.documents import passport_document
+from mine2cell.provenance.engine import passport_provenance
 from mine2cell.provenance.model import Consumed, LotNode, Produced
 from mine2cell.signing.eip712 import (
     Attest,
@@ -656,3 +659,33 @@ def test_after_a_reorg_during_a_sync_the_next_sync_answers_like_a_fresh_sync(
 
     assert store.passports() == [OTHER_PASSPORT]
     assert_same_answers_as_a_fresh_sync(cast, store, new_store)
+
+
+def test_a_passport_document_is_computed_once_then_served_until_an_event_changes_it(
+    cast: Cast, store: Store
+) -> None:
+    deliver_ores(cast)
+    refine(cast)
+    bind(cast)
+    indexer(cast, store).sync()
+    high_risk = frozenset({"CD"})
+
+    first = passport_document(store, PASSPORT, high_risk_countries=high_risk)
+    served = passport_document(store, PASSPORT, high_risk_countries=high_risk)
+    other_list = passport_document(store, PASSPORT, high_risk_countries=frozenset())
+    graph = store.upstream(PASSPORT)
+    assert graph is not None
+    fresh = passport_provenance(graph, PASSPORT, high_risk_countries=high_risk).to_json()
+    attest(cast)
+    indexer(cast, store).sync()
+    attested = passport_document(store, PASSPORT, high_risk_countries=high_risk)
+
+    assert first is not None and served == first
+    assert first is not None and {**json.loads(first), "as_of": None} == {
+        **json.loads(json.dumps(fresh)),
+        "as_of": None,
+    }
+    assert other_list is not None and json.loads(other_list)["flags"] != json.loads(first)["flags"]
+    assert attested is not None and len(json.loads(attested)["attestations"]) == 1
+    assert json.loads(first)["attestations"] == []
+    assert passport_document(store, keccak(text="unbound"), high_risk_countries=high_risk) is None

@@ -81,6 +81,20 @@ class Store(Protocol):
         """These lots and every lot and step upstream of them."""
         ...
 
+    def report_epoch(self) -> int:
+        """How many times stored reports were invalidated; read it before the graph a report
+        is computed from, and hand it to ``save_report``."""
+        ...
+
+    def report(self, passport: bytes, variant: str) -> bytes | None:
+        """The passport's stored report for ``variant``, while no event has changed it."""
+        ...
+
+    def save_report(self, passport: bytes, variant: str, document: bytes, epoch: int) -> bool:
+        """Keep a report computed after ``report_epoch()`` returned ``epoch``; not kept (False)
+        when reports were invalidated since."""
+        ...
+
     def lots_of_facility(self, facility: bytes) -> list[bytes]: ...
 
     def lot(self, lot: bytes) -> LotNode | None: ...
@@ -209,6 +223,7 @@ class SqliteStore(storage.Database):
                 self._lapse_rows(conn, rows, blocks),
             )
             self._follow_custody(conn, {row[4] for row in rows.get("handoffs", ())})
+            self._invalidate_reports(conn, rows)
             conn.execute(
                 "INSERT INTO checkpoint (id, block_number, block_hash, updated_at) "
                 "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET block_number = excluded."
@@ -216,6 +231,38 @@ class SqliteStore(storage.Database):
                 (checkpoint.block_number, checkpoint.block_hash, time.time()),
             )
         return stored
+
+    def _invalidate_reports(
+        self, conn: sqlite3.Connection, rows: Mapping[str, list[tuple[Any, ...]]]
+    ) -> None:
+        """Forget the reports that a page's events change: an attestation changes its passport's,
+        a custody event on a lot already consumed the reports of the passports downstream of the
+        lot, a correction any report (rare: all are forgotten). A new lot or step cannot be
+        upstream of a passport bound before it."""
+        passports = {row[4] for row in rows.get("attestations", ())}
+        everything = bool(rows.get("corrections"))
+        self._fill(conn, "q_start", {row[4] for row in rows.get("handoffs", ())})
+        consumed = conn.execute(
+            "SELECT 1 FROM q_start q CROSS JOIN consumptions c ON c.lot = q.id LIMIT 1"
+        ).fetchone()
+        if not (passports or everything or consumed):
+            return
+        conn.execute("UPDATE report_epoch SET epoch = epoch + 1")
+        if everything:
+            conn.execute("DELETE FROM reports")
+            return
+        if consumed:
+            passports.update(
+                r[0]
+                for r in conn.execute(
+                    "WITH RECURSIVE down(lot) AS (SELECT id FROM q_start UNION"
+                    " SELECT p.lot FROM down CROSS JOIN consumptions c ON c.lot = down.lot"
+                    " CROSS JOIN productions p ON p.event_id = c.event_id)"
+                    " SELECT s.passport FROM down CROSS JOIN consumptions c ON c.lot = down.lot"
+                    " CROSS JOIN steps s ON s.event_id = c.event_id WHERE s.passport IS NOT NULL"
+                )
+            )
+        conn.executemany("DELETE FROM reports WHERE passport = ?", [(p,) for p in passports])
 
     @staticmethod
     def _follow_custody(conn: sqlite3.Connection, lots: Iterable[bytes]) -> None:
@@ -384,6 +431,8 @@ class SqliteStore(storage.Database):
             for table in _TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE block_number > ?", (to_block,))
             self._follow_custody(conn, touched)
+            conn.execute("DELETE FROM reports")
+            conn.execute("UPDATE report_epoch SET epoch = epoch + 1")
             conn.execute("DELETE FROM blocks WHERE number > ?", (to_block,))
             row = conn.execute("SELECT hash FROM blocks WHERE number = ?", (to_block,)).fetchone()
             if row is None:
@@ -702,6 +751,30 @@ class SqliteStore(storage.Database):
                 )
                 found[passport].append(Attestation(passport, verdict, bytes(report), event))
         return {p: tuple(items) for p, items in found.items()}
+
+    # -- reports ---------------------------------------------------------------------------------
+
+    def report_epoch(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT epoch FROM report_epoch").fetchone()[0])
+
+    def report(self, passport: bytes, variant: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT document FROM reports WHERE passport = ? AND variant = ?",
+                (passport, variant),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_report(self, passport: bytes, variant: str, document: bytes, epoch: int) -> bool:
+        with self._write() as conn:
+            if conn.execute("SELECT epoch FROM report_epoch").fetchone()[0] != epoch:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO reports (passport, variant, document) VALUES (?, ?, ?)",
+                (passport, variant, document),
+            )
+        return True
 
     # -- small reads -----------------------------------------------------------------------------
 

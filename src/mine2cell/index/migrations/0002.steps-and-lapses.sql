@@ -1,4 +1,4 @@
--- Schema 2, for fast upstream queries:
+-- Schema 2, for fast provenance queries:
 -- * each consumption names the step that produced its lot (NULL for a commissioned lot), so an
 --   upstream walk goes from step to step through one index instead of lot by lot;
 -- * custody events are indexed with their kind and position, and the lots in transit (last
@@ -46,3 +46,18 @@ CREATE TABLE lapses (
 );
 CREATE INDEX lapses_by_lot ON lapses (lot);
 CREATE INDEX lapses_by_event ON lapses (event_id);
+
+-- Passport reports as served: the provenance engine's JSON report of a passport, computed on
+-- first request and kept until an event that changes it is stored (an attestation of the
+-- passport, a custody event on a lot of its chain, any correction) or the index rolls back.
+-- ``variant`` is what else the report depends on (the high-risk country list). ``epoch``
+-- counts invalidations, so that a report computed from a snapshot that an invalidation has
+-- since overtaken is not kept.
+CREATE TABLE reports (
+    passport BLOB NOT NULL,
+    variant TEXT NOT NULL,
+    document BLOB NOT NULL,
+    PRIMARY KEY (passport, variant)
+);
+CREATE TABLE report_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
+INSERT INTO report_epoch (id, epoch) VALUES (1, 0);

@@ -1,0 +1,42 @@
+"""Passport reports as documents served from the index.
+
+A passport's chain is fixed once it is bound, so its report changes only when the index stores an
+event that changes it (``Store.save_report`` says which). The report is computed by the engine on
+the first request, kept in the index as JSON, and served from there until then: a request for a
+passport with a thousand lots upstream reads one row instead of walking the graph again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from mine2cell.index.store import Store
+from mine2cell.provenance.engine import passport_provenance
+
+
+def variant(high_risk_countries: frozenset[str]) -> str:
+    """What a stored report depends on besides the chain."""
+    return "high-risk:" + ",".join(sorted(high_risk_countries))
+
+
+def passport_document(
+    store: Store, passport: bytes, *, high_risk_countries: frozenset[str]
+) -> bytes | None:
+    """The passport's provenance report (``PassportProvenance.to_json()``) as compact JSON, from
+    the index when it is there, else computed and kept; None when the passport is not bound.
+    ``as_of`` in it is when it was computed."""
+    kind = variant(high_risk_countries)
+    document = store.report(passport, kind)
+    if document is not None:
+        return document
+    epoch = store.report_epoch()  # before the graph: an invalidation after it voids the save
+    graph = store.upstream(passport)
+    if graph is None:
+        return None
+    report = passport_provenance(
+        graph, passport, high_risk_countries=high_risk_countries, now=int(time.time())
+    )
+    document = json.dumps(report.to_json(), separators=(",", ":")).encode()
+    store.save_report(passport, kind, document, epoch)
+    return document
