@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import time
 
+from mine2cell import __version__
 from mine2cell.index.store import Store
 from mine2cell.provenance.engine import passport_provenance
+from mine2cell.provenance.report import PROVENANCE_SCHEMA
 
 
 def variant(high_risk_countries: frozenset[str]) -> str:
-    """What a stored report depends on besides the chain."""
-    return "high-risk:" + ",".join(sorted(high_risk_countries))
+    """What a stored report depends on besides the chain: the code that computed it and the
+    high-risk country list."""
+    return f"{PROVENANCE_SCHEMA} {__version__} high-risk:" + ",".join(sorted(high_risk_countries))
 
 
 def passport_document(
