@@ -360,6 +360,12 @@ def _provenance(run: DemoRun, settings: Settings, w3: Web3, console: Console) ->
             print_provenance(
                 console, report, title=f"passport {show_id(passport)}", names=names, tree=i == 0
             )
+        first = show_id(run.passports[0])
+        console.print(
+            f"\nLook again: mine2cell passport show {first} --ledger {ledger.address} "
+            "(--json for the full report; `lot trace LOT --downstream` for where a lot went)",
+            highlight=False,
+        )
     finally:
         store.close()
 
