@@ -42,6 +42,7 @@ CONTRACT_OUTPUTS = [
     "abi",
     "evm.bytecode.object",
     "evm.deployedBytecode.object",
+    "evm.deployedBytecode.immutableReferences",
     "metadata",
     "storageLayout",
 ]
@@ -162,6 +163,11 @@ def compile_contracts(root: Path = REPO_ROOT) -> dict[str, dict[str, Any]]:
                 "abi": compiled["abi"],
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + deployed,
+                # Where the runtime code holds immutables (set by the constructor): an auditor
+                # compares deployed code with these ranges masked.
+                "immutableReferences": compiled["evm"]["deployedBytecode"].get(
+                    "immutableReferences", {}
+                ),
                 "compiler": {"name": "solc-js", "version": version},
                 "settings": settings,
                 "sources": {

@@ -26,6 +26,8 @@ class Artifact:
     settings: dict[str, Any]
     # source unit name -> keccak256 of its content (0x hex), OpenZeppelin's included
     sources: dict[str, str]
+    # (start, length) of each immutable in deployed_bytecode: the constructor writes them
+    immutable_ranges: tuple[tuple[int, int], ...] = ()
 
 
 def _hex_to_bytes(value: str, *, field: str, name: str) -> bytes:
@@ -77,4 +79,11 @@ def parse_artifact(data: Mapping[str, Any]) -> Artifact:
         compiler_version=data["compiler"]["version"],
         settings=data["settings"],
         sources={unit: entry["keccak256"] for unit, entry in data["sources"].items()},
+        immutable_ranges=tuple(
+            sorted(
+                (int(ref["start"]), int(ref["length"]))
+                for refs in data.get("immutableReferences", {}).values()
+                for ref in refs
+            )
+        ),
     )

@@ -1,0 +1,1 @@
+"""Independent verification of a passport's chain against the auditor's own node."""
