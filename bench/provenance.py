@@ -271,6 +271,7 @@ def time_queries(
     stores: list[SqliteStore] = []
     cold_ms: list[float] = []
     fingerprints: list[tuple[Any, ...]] = []
+    first_graphs: list[Graph] = []
     for label, path in ledgers:
         store = SqliteStore(path)
         stores.append(store)
@@ -280,11 +281,12 @@ def time_queries(
         if graph is None:
             raise SystemExit(f"{label}: the index does not know the passport 0x{passport.hex()}")
         fingerprints.append(graph_fingerprint(graph))
+        first_graphs.append(graph)
     engine_error = "" if engine is not None else "not available"
     if engine is not None:
         try:
-            for store in stores:
-                engine(store.upstream(passport), passport, high_risk_countries=HIGH_RISK_COUNTRIES)
+            for graph in first_graphs:
+                engine(graph, passport, high_risk_countries=HIGH_RISK_COUNTRIES)
         except Exception as exc:
             engine_error = f"{type(exc).__name__}: {exc}"
             engine = None

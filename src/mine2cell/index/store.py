@@ -142,6 +142,20 @@ _HANDOFF_KINDS = {
 }
 
 
+RefMaker = Callable[[bytes, bytes, int, int, str], EventRef]
+
+
+def _event_refs(blocks: Mapping[int, tuple[bytes, int]]) -> RefMaker:
+    """Evidence for stored rows: ref(event id, tx hash, block, log index, actor), the block's
+    hash and time from ``blocks`` (number -> (hash, timestamp))."""
+
+    def ref(event_id: bytes, tx: bytes, block: int, index: int, actor: str) -> EventRef:
+        block_hash, timestamp = blocks[block]
+        return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
+
+    return ref
+
+
 def _country(value: bytes) -> str:
     return value.decode("ascii", errors="replace")
 
@@ -286,18 +300,14 @@ class SqliteStore(storage.Database):
         """The lapses among a page's signed events, against the participants' histories as
         stored (this page's records included)."""
         events: list[tuple[EventKind, bytes | None, EventRef]] = []
-
-        def ref(tx: bytes, index: int, block: int, event_id: bytes, actor: str) -> EventRef:
-            block_hash, timestamp = blocks[block]
-            return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
-
+        ref = _event_refs(blocks)
         for tx, index, block, eid, lot, actor, *_ in rows.get("commissions", ()):
-            events.append(("commission", lot, ref(tx, index, block, eid, actor)))
+            events.append(("commission", lot, ref(eid, tx, block, index, actor)))
         for tx, index, block, eid, lot, kind, sender, recipient in rows.get("handoffs", ()):
             actor = sender if kind in ("ship", "recall") else recipient
-            events.append((kind, lot, ref(tx, index, block, eid, actor)))
+            events.append((kind, lot, ref(eid, tx, block, index, actor)))
         for tx, index, block, eid, kind, actor, *_ in rows.get("steps", ()):
-            events.append((kind, None, ref(tx, index, block, eid, actor)))
+            events.append((kind, None, ref(eid, tx, block, index, actor)))
         if not events:
             return []
         change_rows, certification_rows = self._participant_rows(
@@ -306,13 +316,10 @@ class SqliteStore(storage.Database):
         history_blocks = self._block_rows(
             conn, {r[2] for r in change_rows} | {r[2] for r in certification_rows}
         )
-
-        def history_ref(event_id: bytes, tx: bytes, block: int, index: int, actor: str) -> EventRef:
-            block_hash, timestamp = history_blocks[block]
-            return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
-
         participants = Participants(
-            self._participants(change_rows, certification_rows, history_ref).values()
+            self._participants(
+                change_rows, certification_rows, _event_refs(history_blocks)
+            ).values()
         )
         return [
             (e.tx_hash, e.log_index, e.block_number, e.event_id, code, kind, lot, e.actor)
@@ -588,10 +595,7 @@ class SqliteStore(storage.Database):
         block_numbers |= {r[2] for r in change_rows} | {r[2] for r in certification_rows}
         block_numbers |= {r[2] for r in lapse_rows}
         blocks = self._block_rows(conn, block_numbers)
-
-        def ref(event_id: bytes, tx: bytes, block: int, index: int, actor: str) -> EventRef:
-            block_hash, timestamp = blocks[block]
-            return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
+        ref = _event_refs(blocks)
 
         # SQLite returns BLOBs as bytes, TEXT as str and INTEGER as int: rows are used as they
         # come, but for the uint96/uint256 values stored as decimal TEXT.
@@ -702,7 +706,7 @@ class SqliteStore(storage.Database):
     def _participants(
         change_rows: Sequence[Any],
         certification_rows: Sequence[Any],
-        ref: Callable[[bytes, bytes, int, int, str], EventRef],
+        ref: RefMaker,
     ) -> dict[str, ParticipantHistory]:
         changes: dict[str, list[RoleChange]] = defaultdict(list)
         facility: dict[str, bytes] = {}
@@ -735,21 +739,21 @@ class SqliteStore(storage.Database):
     def _attestations(
         self, conn: sqlite3.Connection, passports: Sequence[bytes]
     ) -> dict[bytes, tuple[Attestation, ...]]:
-        found: dict[bytes, list[Attestation]] = defaultdict(list)
-        for passport in passports:
-            for tx, index, block, eid, auditor, verdict, report in conn.execute(
+        rows = [
+            (passport, *row)
+            for passport in passports
+            for row in conn.execute(
                 "SELECT a.tx_hash, a.log_index, a.block_number, a.event_id, a.auditor, a.verdict, "
                 "a.report_hash FROM attestations a WHERE a.passport = ? "
                 "ORDER BY a.block_number, a.log_index",
                 (passport,),
-            ):
-                block_hash, ts = conn.execute(
-                    "SELECT hash, timestamp FROM blocks WHERE number = ?", (block,)
-                ).fetchone()
-                event = EventRef(
-                    bytes(eid), bytes(tx), block, bytes(block_hash), index, ts, auditor
-                )
-                found[passport].append(Attestation(passport, verdict, bytes(report), event))
+            )
+        ]
+        ref = _event_refs(self._block_rows(conn, {r[3] for r in rows}))
+        found: dict[bytes, list[Attestation]] = defaultdict(list)
+        for passport, tx, index, block, eid, auditor, verdict, report in rows:
+            event = ref(eid, tx, block, index, auditor)
+            found[passport].append(Attestation(passport, verdict, report, event))
         return {p: tuple(items) for p, items in found.items()}
 
     # -- reports ---------------------------------------------------------------------------------

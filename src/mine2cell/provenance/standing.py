@@ -112,8 +112,6 @@ def lapses_of(
         positions, standings = timeline(event.actor)
         index = bisect_left(positions, (event.block_number, event.log_index))
         standing = standings[index - 1] if index else NEVER
-        if standing.roles and standing.schemes and standing.valid_until >= event.timestamp:
-            continue
         for code in lapse_codes(standing, event.timestamp):
             yield Lapse(code, kind, lot, event)
 
