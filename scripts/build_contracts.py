@@ -95,6 +95,27 @@ def _contract_kinds(ast: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     }
 
 
+def _immutable_declarations(sources: dict[str, Any]) -> dict[int, str]:
+    """AST id -> name of every immutable state variable in the compiled sources."""
+    found: dict[int, str] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("nodeType") == "VariableDeclaration" and node.get("mutability") == (
+                "immutable"
+            ):
+                found[int(node["id"])] = str(node["name"])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    for entry in sources.values():
+        visit(entry.get("ast", {}))
+    return found
+
+
 def compile_contracts(root: Path = REPO_ROOT) -> dict[str, dict[str, Any]]:
     """Compile contracts/ under ``root``; return contract name -> artifact, in name order.
 
@@ -130,6 +151,7 @@ def compile_contracts(root: Path = REPO_ROOT) -> dict[str, dict[str, Any]]:
     if warnings:
         print(_format_diagnostics(warnings), file=sys.stderr)
 
+    immutables = _immutable_declarations(output["sources"])
     artifacts: dict[str, dict[str, Any]] = {}
     for unit, contracts in sorted(output.get("contracts", {}).items()):
         if not unit.startswith("contracts/"):
@@ -168,6 +190,12 @@ def compile_contracts(root: Path = REPO_ROOT) -> dict[str, dict[str, Any]]:
                 "immutableReferences": compiled["evm"]["deployedBytecode"].get(
                     "immutableReferences", {}
                 ),
+                # Their names, so that a report can say which value is the governor and which
+                # the chain id of the EIP-712 domain.
+                "immutableNames": {
+                    ref: immutables[int(ref)]
+                    for ref in compiled["evm"]["deployedBytecode"].get("immutableReferences", {})
+                },
                 "compiler": {"name": "solc-js", "version": version},
                 "settings": settings,
                 "sources": {

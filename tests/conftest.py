@@ -14,6 +14,7 @@ from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
 from web3.types import RPCEndpoint, TxReceipt, Wei
 
+from mine2cell.chain.artifacts import Artifact
 from mine2cell.chain.ledger import BatchResult, LedgerClient, Transactor
 from mine2cell.chain.node import DevNode
 from mine2cell.codes import Role
@@ -164,11 +165,12 @@ def w3(backend: str, request: pytest.FixtureRequest) -> Web3:
     return _eth_tester_w3()
 
 
-def build_cast(w3: Web3) -> Cast:
+def build_cast(w3: Web3, artifact: Artifact | None = None) -> Cast:
+    """The cast accredited on a new ledger (``artifact``: another build of it)."""
     governor, relayer = signer("governor"), signer("relayer")
     fund(w3, governor.address)
     fund(w3, relayer.address)
-    ledger = LedgerClient.deploy(w3, Transactor(w3, governor), governor.address)
+    ledger = LedgerClient.deploy(w3, Transactor(w3, governor), governor.address, artifact)
     # The governor submits the relayer's accreditation itself: nobody else may submit yet.
     ledger.submit(
         ledger.sign(

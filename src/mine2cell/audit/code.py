@@ -20,6 +20,7 @@ from mine2cell.chain.artifacts import Artifact, load_artifact
 
 @dataclass(frozen=True)
 class Immutable:
+    name: str
     start: int
     length: int
     value: bytes  # as deployed
@@ -43,6 +44,10 @@ class CodeCheck:
     settings: dict[str, Any]  # evmVersion, optimizer, viaIR, metadata
     sources: dict[str, str]  # source unit -> keccak256
 
+    def immutable(self, name: str) -> bytes | None:
+        """The deployed value of immutable ``name`` (the first, if it is read in several places)."""
+        return next((i.value for i in self.immutables if i.name == name), None)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
@@ -54,7 +59,12 @@ class CodeCheck:
             "expected_size": self.expected_size,
             "first_difference": self.first_difference,
             "immutables": [
-                {"start": i.start, "length": i.length, "value": "0x" + i.value.hex()}
+                {
+                    "name": i.name,
+                    "start": i.start,
+                    "length": i.length,
+                    "value": "0x" + i.value.hex(),
+                }
                 for i in self.immutables
             ],
             "artifact": {
@@ -122,7 +132,9 @@ def check_code(w3: Web3, address: str, artifact: Artifact | None = None) -> Code
         expected_size=len(artifact.deployed_bytecode),
         first_difference=first,
         immutables=tuple(
-            Immutable(start, length, code[start : start + length])
+            Immutable(
+                artifact.immutable_names.get(start, ""), start, length, code[start : start + length]
+            )
             for start, length in artifact.immutable_ranges
         )
         if fits

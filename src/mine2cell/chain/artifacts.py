@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -28,6 +28,8 @@ class Artifact:
     sources: dict[str, str]
     # (start, length) of each immutable in deployed_bytecode: the constructor writes them
     immutable_ranges: tuple[tuple[int, int], ...] = ()
+    # start of each of those ranges -> the immutable's name (e.g. _cachedChainId)
+    immutable_names: Mapping[int, str] = field(default_factory=dict)
 
 
 def _hex_to_bytes(value: str, *, field: str, name: str) -> bytes:
@@ -86,4 +88,10 @@ def parse_artifact(data: Mapping[str, Any]) -> Artifact:
                 for ref in refs
             )
         ),
+        immutable_names={
+            int(ref["start"]): names[ast_id]
+            for ast_id, refs in data.get("immutableReferences", {}).items()
+            for ref in refs
+            if ast_id in (names := data.get("immutableNames", {}))
+        },
     )

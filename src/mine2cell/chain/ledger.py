@@ -19,7 +19,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxParams, TxReceipt
 
-from mine2cell.chain.artifacts import load_artifact
+from mine2cell.chain.artifacts import Artifact, load_artifact
 from mine2cell.chain.revert import decode_exception, decode_revert
 from mine2cell.errors import Mine2CellError, NodeError, TransactionFailed
 from mine2cell.signing.eip712 import Domain, LocalSigner, Operation, SignedOperation, sign
@@ -276,8 +276,11 @@ class LedgerClient:
         self._next_nonce: dict[str, tuple[int, int]] = {}
 
     @classmethod
-    def deploy(cls, w3: Web3, transactor: Transactor, governor: str) -> LedgerClient:
-        artifact = load_artifact("Ledger")
+    def deploy(
+        cls, w3: Web3, transactor: Transactor, governor: str, artifact: Artifact | None = None
+    ) -> LedgerClient:
+        """Deploy the ledger (``artifact``: another build of it, with the same interface)."""
+        artifact = artifact or load_artifact("Ledger")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         data = factory.constructor(to_checksum_address(governor)).data_in_transaction
         receipt = transactor.send(None, HexBytes(data))

@@ -60,7 +60,7 @@ def topic0(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _checksummed(raw: bytes) -> str:
+def checksummed(raw: bytes) -> str:
     # A ledger has a few hundred participants and every log names one or more of them: the
     # checksum (a keccak per call) was half of a full sync's time before this cache (profiled).
     return to_checksum_address(raw)
@@ -68,7 +68,7 @@ def _checksummed(raw: bytes) -> str:
 
 def _topic_value(sol_type: str, topic: bytes) -> Any:
     if sol_type == "address":
-        return _checksummed(topic[12:])
+        return checksummed(topic[12:])
     if sol_type.startswith("uint"):
         return int.from_bytes(topic, "big")
     return topic
@@ -92,7 +92,7 @@ def decode_log(raw: Mapping[str, Any]) -> LedgerLog | None:
     if spec.data_types:
         values = abi_decode(list(spec.data_types), _hex(raw["data"]))
         for name, sol_type, value in zip(spec.data_names, spec.data_types, values, strict=True):
-            args[name] = _checksummed(bytes.fromhex(value[2:])) if sol_type == "address" else value
+            args[name] = checksummed(bytes.fromhex(value[2:])) if sol_type == "address" else value
     timestamp = raw.get("blockTimestamp")
     return LedgerLog(
         name=spec.name,

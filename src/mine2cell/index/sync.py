@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_checksum_address
-from web3 import HTTPProvider, Web3
-from web3.types import RPCEndpoint
+from web3 import Web3
 
-from mine2cell.errors import ConfigurationError, NodeError
+from mine2cell.chain.rpc import JsonRpc
+from mine2cell.errors import NodeError
 from mine2cell.index.events import LedgerLog, decode_log
 from mine2cell.index.store import Checkpoint, Store
 
@@ -49,9 +49,7 @@ class Indexer:
         start_block: int = 0,
         page_blocks: int = 2_000,
     ) -> None:
-        if not isinstance(w3.provider, HTTPProvider):
-            raise ConfigurationError("the index follows a JSON-RPC node over HTTP")
-        self.provider: HTTPProvider = w3.provider
+        self.rpc = JsonRpc(w3, "the index")
         self.address = to_checksum_address(ledger_address)
         self.store = store
         self.confirmations = confirmations
@@ -61,27 +59,16 @@ class Indexer:
     # -- JSON-RPC --------------------------------------------------------------------------------
 
     def _call(self, method: str, params: list[Any]) -> Any:
-        reply = self.provider.make_request(RPCEndpoint(method), params)
-        if "error" in reply:
-            raise NodeError(f"{method} failed: {reply['error']}")
-        return reply["result"]
+        return self.rpc.call(method, params)
 
     def _headers(self, numbers: Sequence[int]) -> dict[int, tuple[bytes, int]]:
-        """number -> (hash, timestamp) of canonical blocks, in batches of JSON-RPC requests;
-        a number beyond the head is absent from the answer."""
-        found: dict[int, tuple[bytes, int]] = {}
-        for start in range(0, len(numbers), 500):
-            chunk = numbers[start : start + 500]
-            replies = self.provider.make_batch_request(
-                [(RPCEndpoint("eth_getBlockByNumber"), [hex(n), False]) for n in chunk]
-            )
-            if not isinstance(replies, list):
-                raise NodeError(f"eth_getBlockByNumber failed: {replies.get('error')}")
-            for number, reply in zip(chunk, replies, strict=True):
-                block = reply.get("result")
-                if block is not None:
-                    found[number] = (bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16))
-        return found
+        """number -> (hash, timestamp) of canonical blocks; a number beyond the head is absent."""
+        blocks = self.rpc.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
+        return {
+            number: (bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16))
+            for number, block in zip(numbers, blocks, strict=True)
+            if block is not None
+        }
 
     def head(self) -> int:
         return int(self._call("eth_blockNumber", []), 16)
