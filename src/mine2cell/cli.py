@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -12,13 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from eth_utils import keccak
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mine2cell import __version__
+from mine2cell.audit.fetch import attestations
+from mine2cell.audit.html import render_html
+from mine2cell.audit.text import print_verification
+from mine2cell.audit.verify import load_report, report_bytes, verify
 from mine2cell.chain.artifacts import load_artifact
+from mine2cell.client import FAIL, PASS
 from mine2cell.codes import Role
 from mine2cell.config import Settings
 from mine2cell.csv_import import RowResult, parse_feedstock, parse_material, read_rows, run_import
@@ -1004,6 +1011,229 @@ def deploy(
             service.deploy()
     except Mine2CellError as exc:
         raise _fail(exc) from None
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+audit_app = typer.Typer(
+    help="Verify a passport's chain against a node, without trusting the service.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _read_compare(source: str) -> object:
+    """The provenance report to compare with: a file, or a URL that serves it."""
+    if source.startswith(("http://", "https://")):
+        try:
+            response = httpx.get(source, timeout=60, follow_redirects=True)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise InvalidInput("compare", f"cannot read {source}: {exc}") from None
+        return load_report(source, response.content)
+    try:
+        return load_report(source, Path(source).read_bytes())
+    except OSError as exc:
+        raise InvalidInput("compare", f"cannot read {source}: {exc.strerror}") from None
+
+
+def _report_paths(
+    settings: Settings, passport: bytes, json_path: Path | None, html: Path | None
+) -> tuple[Path, Path]:
+    if json_path is not None and html is not None:
+        return json_path, html
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", show_id(passport))[:60]
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = settings.data_dir / "audits"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / f"{stem}-{stamp}"
+    return json_path or base.with_suffix(".json"), html or base.with_suffix(".html")
+
+
+def _audit_progress() -> Callable[[str], None] | None:
+    """Each phase of a long audit on a terminal (scripts get the report, not the chatter)."""
+    if not err_console.is_terminal:
+        return None
+    return lambda message: err_console.print(f"audit: {message}", style="dim", highlight=False)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    passport: Annotated[str, typer.Argument(help="Passport id: text, URI or 0x id.")],
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            help="The service's provenance report to compare with, field by field: a file "
+            "(`passport show --json`) or a URL serving it.",
+        ),
+    ] = None,
+    chain_id: Annotated[
+        int | None, typer.Option("--chain-id", help="The chain the ledger must be on.")
+    ] = None,
+    confirmations: Annotated[
+        int | None,
+        typer.Option(
+            "--confirmations",
+            help="Blocks every event must be under (default: MINE2CELL_CONFIRMATIONS).",
+        ),
+    ] = None,
+    from_block: Annotated[
+        int, typer.Option("--from-block", help="Read logs from this block (the deployment's).")
+    ] = 0,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write the JSON report here (default: DATA_DIR/audits/)."),
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write the one-page HTML report here (default: beside it)."),
+    ] = None,
+    attest: Annotated[
+        bool,
+        typer.Option(
+            "--attest",
+            help="Record the verdict on the ledger with the JSON report's hash, signed --as an "
+            "auditor's key.",
+        ),
+    ] = False,
+    as_: Annotated[
+        str | None, typer.Option("--as", help="The auditor's key (with --attest).")
+    ] = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Verify a passport's raw-material chain against a node: the ledger's code, every event's
+    inclusion, signature and signer's role, custody, quantities, mass balance, origins and
+    corrections; recompute the figures from the chain and compare them with the service's.
+    Exits 0 only when every check passes."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out)
+    try:
+        if attest and as_ is None:
+            raise InvalidInput("as", "--attest needs --as KEY, the auditor's key that signs")
+        passport_id = parse_id(passport, "passport")
+        expected = _read_compare(compare) if compare is not None else None
+        with _service(opts) as service:
+            settings = service.settings
+            result = verify(
+                service.w3,
+                service.ledger.address,
+                passport_id,
+                rpc_url=service.rpc_url,
+                high_risk_countries=settings.high_risk_country_set,
+                confirmations=settings.confirmations if confirmations is None else confirmations,
+                expected_chain_id=chain_id,
+                from_block=from_block,
+                compare=expected,
+                compare_source=compare,
+                progress=_audit_progress(),
+            )
+            document = result.to_json()
+            json_path, html_path = _report_paths(settings, passport_id, report, html)
+            body = report_bytes(document)
+            json_path.write_bytes(body)
+            digest = keccak(body)
+            html_path.write_text(render_html(document, report_hash="0x" + digest.hex()))
+            if json_out:
+                print(body.decode())
+            else:
+                print_verification(console, result)
+                console.print(
+                    f"Report: {json_path} (keccak256 0x{digest.hex()}), {html_path}",
+                    highlight=False,
+                )
+            if attest:
+                assert as_ is not None
+                verdict = PASS if result.passed else FAIL
+                accepted = service.client(as_).attest(
+                    passport_id, verdict=verdict, report_hash=digest
+                )
+                statuses = service.settle([accepted.event_id])
+                status = statuses.get(accepted.event_id) or accepted.status
+                if not json_out:
+                    _print_statuses(service, [status], as_json=False)
+                if status.state is State.REJECTED:
+                    raise typer.Exit(code=1)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(InvalidInput("report", f"cannot write the report: {exc}")) from None
+    if not result.passed:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("show")
+def audit_show(
+    passport: Annotated[str, typer.Argument(help="Passport id: text, URI or 0x id.")],
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="A JSON report to check against the recorded hashes."),
+    ] = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    json_out: JsonOut = False,
+) -> None:
+    """The auditors' attestations of a passport on the ledger; with --report, whether that
+    report file is the one an attestation recorded (exit 1 if none did)."""
+    opts = _Options(data_dir, rpc_url, ledger, None, json_out)
+    try:
+        passport_id = parse_id(passport, "passport")
+        digest = None
+        if report is not None:
+            try:
+                digest = keccak(report.read_bytes())
+            except OSError as exc:
+                raise InvalidInput("report", f"cannot read {report}: {exc.strerror}") from None
+        with _service(opts) as service:
+            found = attestations(service.w3, service.ledger.address, passport_id)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+    rows = [
+        {
+            "auditor": log.args["auditor"],
+            "verdict": {PASS: "pass", FAIL: "fail"}.get(log.args["verdict"], "?"),
+            "report_hash": "0x" + log.args["reportHash"].hex(),
+            "block_number": log.block_number,
+            "timestamp": timestamp,
+            "tx_hash": "0x" + log.tx_hash.hex(),
+            "event_id": "0x" + log.args["eventId"].hex(),
+        }
+        for log, timestamp in found
+    ]
+    matching = [r for r in rows if digest is not None and r["report_hash"] == "0x" + digest.hex()]
+    if json_out:
+        payload: dict[str, object] = {"passport": "0x" + passport_id.hex(), "attestations": rows}
+        if digest is not None:
+            payload["report"] = {"keccak256": "0x" + digest.hex(), "attested_by": matching}
+        print(json.dumps(payload, indent=2))
+    else:
+        if not rows:
+            console.print(f"passport {show_id(passport_id)} has no attestation", highlight=False)
+        for r in rows:
+            when = datetime.datetime.fromtimestamp(int(str(r["timestamp"])), datetime.UTC)
+            console.print(
+                f"{str(r['verdict']).upper():<4} by {r['auditor']} at block {r['block_number']} "
+                f"({when:%Y-%m-%d %H:%M} UTC), report {r['report_hash']}, tx {r['tx_hash']}",
+                highlight=False,
+            )
+        if digest is not None:
+            if matching:
+                console.print(
+                    f"{report}: keccak256 0x{digest.hex()} is the report attested at block "
+                    + ", ".join(str(r["block_number"]) for r in matching),
+                    highlight=False,
+                )
+            else:
+                console.print(
+                    f"{report}: keccak256 0x{digest.hex()} matches no attestation of this passport",
+                    highlight=False,
+                )
+    if digest is not None and not matching:
+        raise typer.Exit(code=1)
 
 
 @app.command()

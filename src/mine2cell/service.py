@@ -119,6 +119,14 @@ class Service:
         self._stack.callback(self.outbox.close)
         self._store: SqliteStore | None = None
 
+    @property
+    def rpc_url(self) -> str:
+        """The URL of the node in use (the embedded one's when no RPC URL is configured)."""
+        if self.settings.rpc_url:
+            return self.settings.rpc_url
+        assert self.node is not None
+        return self.node.url
+
     def _ledger(self, chain_id: int) -> LedgerClient:
         settings = self.settings
         if settings.ledger_address:

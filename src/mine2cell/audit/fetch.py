@@ -97,7 +97,12 @@ class ChainReader:
         self._logs: list[LedgerLog] = []
         self._to_block = 0
 
-    def _logs_where(
+    def head(self) -> int:
+        """The node's head, which bounds every query of this reader from now on."""
+        self._to_block = int(self.rpc.call("eth_blockNumber", []), 16)
+        return self._to_block
+
+    def logs_where(
         self, names: Sequence[str], position: int, values: Sequence[str]
     ) -> list[LedgerLog]:
         """Ledger logs of events ``names`` whose indexed topic ``position`` (1-3) is one of
@@ -131,11 +136,10 @@ class ChainReader:
     def read(self, passport: bytes) -> ChainRecord:
         started = time.perf_counter()
         chain_id = int(self.rpc.call("eth_chainId", []), 16)
-        head = int(self.rpc.call("eth_blockNumber", []), 16)
-        self._to_block = head
+        head = self.head()
         record = ChainRecord(self.ledger, passport, chain_id, head)
 
-        bound = self._logs_where(("PassportBound", "PassportAttested"), 1, [_topic(passport)])
+        bound = self.logs_where(("PassportBound", "PassportAttested"), 1, [_topic(passport)])
         steps = [log.args["eventId"] for log in bound if log.name == "PassportBound"]
         lots_seen: set[bytes] = set()
         steps_seen: set[bytes] = set(steps)
@@ -143,10 +147,10 @@ class ChainReader:
         while steps:
             level += 1
             self.progress(f"level {level}: {len(steps)} steps")
-            parts = self._logs_where(("LotConsumed", "LotProduced"), 2, [_topic(s) for s in steps])
+            parts = self.logs_where(("LotConsumed", "LotProduced"), 2, [_topic(s) for s in steps])
             transforms = [s for s in steps if s not in {b.args["eventId"] for b in bound}]
             if transforms:
-                self._logs_where(("LotsTransformed",), 1, [_topic(s) for s in transforms])
+                self.logs_where(("LotsTransformed",), 1, [_topic(s) for s in transforms])
             inputs = {
                 log.args["lot"]
                 for log in parts
@@ -154,7 +158,7 @@ class ChainReader:
             }
             lots_seen |= inputs
             self.progress(f"level {level}: every event of {len(inputs)} lots")
-            touching = self._logs_where(_LOT_EVENTS, 1, [_topic(lot) for lot in inputs])
+            touching = self.logs_where(_LOT_EVENTS, 1, [_topic(lot) for lot in inputs])
             producers = {
                 log.args["eventId"]
                 for log in touching
@@ -165,14 +169,14 @@ class ChainReader:
 
         event_ids = {log.args["eventId"] for log in self._logs if "eventId" in log.args}
         self.progress(f"corrections of {len(event_ids)} events")
-        self._logs_where(("EventCorrected",), 1, [_topic(e) for e in event_ids])
+        self.logs_where(("EventCorrected",), 1, [_topic(e) for e in event_ids])
         accounts = set()
         for log in self._logs:
             for name in ("actor", "from", "to", "auditor"):
                 if name in log.args:
                     accounts.add(log.args[name])
         self.progress(f"accreditations of {len(accounts)} participants")
-        self._logs_where(_PARTICIPANT_EVENTS, 1, [_address_topic(a) for a in accounts])
+        self.logs_where(_PARTICIPANT_EVENTS, 1, [_address_topic(a) for a in accounts])
 
         record.logs = sorted(self._logs, key=lambda log: (log.block_number, log.log_index))
         numbers = sorted({log.block_number for log in record.logs})
@@ -202,3 +206,19 @@ class ChainReader:
         record.requests = self.rpc.requests
         record.seconds = time.perf_counter() - started
         return record
+
+
+def attestations(w3: Web3, ledger: str, passport: bytes) -> list[tuple[LedgerLog, int]]:
+    """The passport's attestations on the ledger, in chain order, with their block times."""
+    reader = ChainReader(w3, ledger)
+    reader.head()
+    found = reader.logs_where(("PassportAttested",), 1, [_topic(passport)])
+    numbers = sorted({log.block_number for log in found})
+    headers = reader.rpc.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
+    times = {
+        number: int(header["timestamp"], 16)
+        for number, header in zip(numbers, headers, strict=True)
+        if header is not None
+    }
+    found.sort(key=lambda log: (log.block_number, log.log_index))
+    return [(log, times.get(log.block_number, 0)) for log in found]

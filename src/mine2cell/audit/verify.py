@@ -56,6 +56,12 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def report_bytes(report: dict[str, Any]) -> bytes:
+    """The JSON report as it is written and hashed: sorted keys, indented, one final newline. Its
+    keccak256 is what an attestation records."""
+    return (json.dumps(report, sort_keys=True, indent=2) + "\n").encode()
+
+
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 

@@ -33,6 +33,17 @@ class _EventSpec:
     indexed: tuple[tuple[str, str], ...]
     data_names: tuple[str, ...]
     data_types: tuple[str, ...]
+    # Every data field a single word (uintN, address, bytesN): read by slicing, which is several
+    # times faster than eth_abi for the bulk of a sync's or an audit's logs.
+    static: bool
+
+
+def _one_word(sol_type: str) -> bool:
+    if sol_type == "address":
+        return True
+    if sol_type.endswith("]") or sol_type == "bytes":
+        return False
+    return sol_type.startswith(("uint", "bytes"))
 
 
 @functools.cache
@@ -48,6 +59,7 @@ def _specs() -> dict[bytes, _EventSpec]:
             tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
             tuple(i["name"] for i in inputs if not i["indexed"]),
             tuple(i["type"] for i in inputs if not i["indexed"]),
+            all(_one_word(i["type"]) for i in inputs if not i["indexed"]),
         )
     return specs
 
@@ -74,6 +86,14 @@ def _topic_value(sol_type: str, topic: bytes) -> Any:
     return topic
 
 
+def _word_value(sol_type: str, word: bytes) -> Any:
+    if sol_type == "address":
+        return checksummed(word[12:])
+    if sol_type.startswith("uint"):
+        return int.from_bytes(word, "big")
+    return word[: int(sol_type[5:])]  # bytesN, left-aligned
+
+
 def _hex(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
@@ -89,7 +109,14 @@ def decode_log(raw: Mapping[str, Any]) -> LedgerLog | None:
     args: dict[str, Any] = {}
     for (name, sol_type), topic in zip(spec.indexed, topics[1:], strict=True):
         args[name] = _topic_value(sol_type, _hex(topic))
-    if spec.data_types:
+    if spec.static:
+        data = _hex(raw["data"])
+        for i, (name, sol_type) in enumerate(zip(spec.data_names, spec.data_types, strict=True)):
+            word = data[32 * i : 32 * i + 32]
+            if len(word) != 32:
+                raise ValueError(f"{spec.name}: the log's data ends before {name}")
+            args[name] = _word_value(sol_type, word)
+    elif spec.data_types:
         values = abi_decode(list(spec.data_types), _hex(raw["data"]))
         for name, sol_type, value in zip(spec.data_names, spec.data_types, values, strict=True):
             args[name] = checksummed(bytes.fromhex(value[2:])) if sol_type == "address" else value
