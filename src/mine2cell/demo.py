@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_utils import keccak
@@ -21,6 +22,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from web3 import Web3
 
+from mine2cell.audit.html import render_html
+from mine2cell.audit.verify import report_bytes, verify
 from mine2cell.chain.ledger import LedgerClient
 from mine2cell.chain.node import DevNode, connect
 from mine2cell.codes import Feedstock, Role
@@ -96,6 +99,7 @@ class DemoRun:
     run_id: str
     records: list[Record] = field(default_factory=list)
     passports: list[bytes] = field(default_factory=list)
+    audit_report: Path | None = None  # the auditor's JSON report of passport 1
 
     def lot_id(self, name: str) -> LotId:
         """A readable lot number, unique to this run (it shows as text on chain)."""
@@ -129,7 +133,9 @@ def embedded_or_remote(settings: Settings, console: Console) -> Iterator[Web3]:
         yield connect(node.url)
 
 
-def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
+def _steps(
+    run: DemoRun, audit: Callable[[bytes], tuple[int, bytes]]
+) -> list[tuple[str, Callable[[], None]]]:
     lot = run.lot_id
     addr = {k: v.address for k, v in run.keys.items()}
 
@@ -276,15 +282,16 @@ def _steps(run: DemoRun) -> list[tuple[str, Callable[[], None]]]:
         )
 
     def attest() -> None:
+        verdict, report_hash = audit(run.passports[0])
         run.batch(
-            "auditor attests passport 1",
+            "audit passport 1, attest",
             [
                 run.sign(
                     Attest,
                     "auditor",
                     passport=run.passports[0],
-                    verdict=1,
-                    report_hash=keccak(text=f"{run.run_id}/audit report"),
+                    verdict=verdict,
+                    report_hash=report_hash,
                 )
             ],
         )
@@ -321,7 +328,7 @@ def _bootstrap(w3: Web3, console: Console) -> DemoRun:
 def run_demo(settings: Settings, console: Console) -> DemoRun:
     with embedded_or_remote(settings, console) as w3:
         run = _bootstrap(w3, console)
-        steps = _steps(run)
+        steps = _steps(run, _auditor(run, settings, w3))
         columns = (TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("recording the supply chain", total=len(steps))
@@ -333,6 +340,32 @@ def run_demo(settings: Settings, console: Console) -> DemoRun:
         _report(run, console)
         _provenance(run, settings, w3, console)
     return run
+
+
+def _auditor(run: DemoRun, settings: Settings, w3: Web3) -> Callable[[bytes], tuple[int, bytes]]:
+    """The auditor's work before it attests: an independent audit of the passport against the
+    node, its reports written to DATA_DIR/audits; returns the verdict and the report's hash."""
+
+    def audit(passport: bytes) -> tuple[int, bytes]:
+        result = verify(
+            w3,
+            run.ledger.address,
+            passport,
+            rpc_url=str(getattr(w3.provider, "endpoint_uri", "")),
+            high_risk_countries=settings.high_risk_country_set,
+        )
+        document = result.to_json()
+        body = report_bytes(document)
+        folder = settings.data_dir / "audits"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{show_id(passport)}.json"
+        path.write_bytes(body)
+        digest = keccak(body)
+        path.with_suffix(".html").write_text(render_html(document, report_hash="0x" + digest.hex()))
+        run.audit_report = path
+        return (1 if result.passed else 2), digest
+
+    return audit
 
 
 def _provenance(run: DemoRun, settings: Settings, w3: Web3, console: Console) -> None:
@@ -366,6 +399,14 @@ def _provenance(run: DemoRun, settings: Settings, w3: Web3, console: Console) ->
             "(--json for the full report; `lot trace LOT --downstream` for where a lot went)",
             highlight=False,
         )
+        if run.audit_report is not None:
+            console.print(
+                f"Audit it yourself: mine2cell audit verify {first} --ledger {ledger.address}\n"
+                f"The auditor's report {run.audit_report} (and .html) is the one attested on "
+                f"chain: mine2cell audit show {first} --ledger {ledger.address} --report "
+                f"{run.audit_report}",
+                highlight=False,
+            )
     finally:
         store.close()
 

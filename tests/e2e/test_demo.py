@@ -3,6 +3,7 @@ by hand."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,8 +30,19 @@ def test_demo_records_a_supply_chain_and_binds_three_passports(tmp_path: Path) -
     result = _mine2cell("demo", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("bound by cell") == 6  # the binding list, then each provenance
-    assert "auditor attests passport 1" in result.stdout
+    assert "audit passport 1, attest" in result.stdout
     assert (tmp_path / "node" / "state.json").is_file()
+
+
+def test_demo_audits_the_first_passport_before_attesting_it(tmp_path: Path) -> None:
+    result = _mine2cell("demo", data_dir=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    (report,) = (tmp_path / "audits").glob("*.json")
+    document = json.loads(report.read_text())
+    assert document["verdict"] == "pass", [c for c in document["checks"] if not c["passed"]]
+    assert report.with_suffix(".html").is_file()
+    assert f"--report {report}" in result.stdout
 
 
 def test_demo_ends_with_the_provenance_of_each_passport(tmp_path: Path) -> None:
@@ -61,7 +73,7 @@ def test_demo_runs_again_on_the_persisted_node(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
 
     def last_block(out: str) -> int:
-        rows = [line for line in out.splitlines() if "auditor attests passport 1" in line]
+        rows = [line for line in out.splitlines() if "audit passport 1, attest" in line]
         return int(rows[0].split("│")[3])
 
     # The second run continues the chain the first one left in the data directory.
