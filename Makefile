@@ -9,7 +9,7 @@ PYTHON3 ?= python3
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test contracts gas bench-relay bench-provenance
+.PHONY: install demo test contracts gas bench-relay bench-provenance bench-audit
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -45,6 +45,10 @@ gas: install
 
 bench-relay: install
 	$(PY) bench/relay_throughput.py
+
+# About 2 minutes: generates a 10,000-lot ledger and audits its 1,000-lot passport.
+bench-audit: install
+	$(PY) bench/audit.py
 
 # Several minutes: generates a 10,000- and a 100,000-lot ledger on anvil nodes of its own.
 bench-provenance: install

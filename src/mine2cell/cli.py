@@ -25,6 +25,7 @@ from mine2cell.audit.html import render_html
 from mine2cell.audit.text import print_verification
 from mine2cell.audit.verify import load_report, report_bytes, verify
 from mine2cell.chain.artifacts import load_artifact
+from mine2cell.chain.deployment import Deployment
 from mine2cell.client import FAIL, PASS
 from mine2cell.codes import Role
 from mine2cell.config import Settings
@@ -1050,6 +1051,12 @@ def _report_paths(
     return json_path or base.with_suffix(".json"), html or base.with_suffix(".html")
 
 
+def _deployment_block(service: Service) -> int:
+    """Where the ledger's history starts, when this data directory deployed it."""
+    known = Deployment.load(service.settings.data_dir, service.w3.eth.chain_id)
+    return known.block if known is not None and known.address == service.ledger.address else 0
+
+
 def _audit_progress() -> Callable[[str], None] | None:
     """Each phase of a long audit on a terminal (scripts get the report, not the chatter)."""
     if not err_console.is_terminal:
@@ -1079,8 +1086,13 @@ def audit_verify(
         ),
     ] = None,
     from_block: Annotated[
-        int, typer.Option("--from-block", help="Read logs from this block (the deployment's).")
-    ] = 0,
+        int | None,
+        typer.Option(
+            "--from-block",
+            help="Read logs from this block (default: the deployment's, when this data "
+            "directory deployed the ledger, else 0).",
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option("--report", help="Write the JSON report here (default: DATA_DIR/audits/)."),
@@ -1126,7 +1138,7 @@ def audit_verify(
                 high_risk_countries=settings.high_risk_country_set,
                 confirmations=settings.confirmations if confirmations is None else confirmations,
                 expected_chain_id=chain_id,
-                from_block=from_block,
+                from_block=_deployment_block(service) if from_block is None else from_block,
                 compare=expected,
                 compare_source=compare,
                 progress=_audit_progress(),

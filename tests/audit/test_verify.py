@@ -17,9 +17,17 @@ from typing import Any
 
 import pytest
 from eth_utils import keccak
+from jsonschema import Draft202012Validator, FormatChecker
 from web3 import Web3
 
-from mine2cell.audit.verify import PassportNotOnLedger, Verification, verify
+from mine2cell.audit.verify import (
+    PassportNotOnLedger,
+    Verification,
+    public_url,
+    report_bytes,
+    report_schema,
+    verify,
+)
 from mine2cell.chain.node import DevNode
 from mine2cell.ids import show_id
 from mine2cell.index.store import SqliteStore
@@ -246,6 +254,20 @@ def test_the_figures_are_recomputed_from_the_chain(cast: Cast) -> None:
     assert report["parameters"]["chain_id"] == 31337 and report["code"]["matches"]
 
 
+def test_reports_validate_against_the_published_schema(cast: Cast, tmp_path: Path) -> None:
+    ops = clean_chain(cast)
+    passing = audit(cast, compare=service_report(cast, tmp_path), compare_source="index")
+    correct(cast, ops["commission"], by=cast.auditor)
+    failing = audit(cast, expected_chain_id=1)
+
+    validator = Draft202012Validator(report_schema(), format_checker=FormatChecker())
+    for result in (passing, failing):
+        document = json.loads(report_bytes(result.to_json()))
+        errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(document)]
+        assert errors == []
+    assert json.loads(report_bytes(failing.to_json()))["verdict"] == "fail"
+
+
 def test_an_unbound_passport_is_a_clear_error(cast: Cast) -> None:
     clean_chain(cast)
 
@@ -448,6 +470,18 @@ def test_a_copy_of_the_ledger_on_another_chain_fails(cast: Cast, tmp_path: Path)
 
     assert set(failed(result)) == {"chain", "signatures"}
     assert "was deployed on chain 31337 but the node is on chain 4242" in failed(result)["chain"][0]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:secret@node.example:8545/v1?apikey=k3y", "https://node.example:8545"),
+        ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+        ("https://mainnet.example/v3/0123456789abcdef", "https://mainnet.example"),
+    ],
+)
+def test_the_report_names_the_node_without_its_credentials(url: str, shown: str) -> None:
+    assert public_url(url) == shown
 
 
 def test_the_lax_ledger_is_built_from_the_current_contracts() -> None:

@@ -4,10 +4,13 @@ attestations on the ledger."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import threading
 import time
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -142,6 +145,21 @@ def test_verify_agrees_with_the_services_report(cli: Cli, tmp_path: Path) -> Non
 
     comparison = next(c for c in document["checks"] if c["id"] == "comparison")
     assert comparison["passed"] and comparison["checked"] > 50
+
+
+def test_verify_reads_the_report_to_compare_from_a_url(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "served.json").write_text(cli("passport", "show", "PASS-1", "--json").stdout)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/served.json"
+        try:
+            document = cli("audit", "verify", "PASS-1", "--compare", url, "--json").json()
+        finally:
+            server.shutdown()
+
+    assert document["parameters"]["compared_with"] == url
+    assert next(c for c in document["checks"] if c["id"] == "comparison")["passed"]
 
 
 def test_verify_fails_on_a_report_that_differs_and_names_the_field(

@@ -15,7 +15,6 @@ function against the operation classes of ``mine2cell.signing.eip712``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +148,32 @@ def _address(raw: bytes) -> str:
     return checksummed(raw[12:])
 
 
+_WITH_ARRAYS = ("transform", "bindPassport", "correct")
+
+
+def has_arrays(call: bytes) -> bool:
+    """Whether the call's operation holds arrays (its digest needs them decoded)."""
+    found = _functions().get(call[:4])
+    return found is not None and found[0] in _WITH_ARRAYS
+
+
+def call_digest(call: bytes, domain: Domain) -> bytes:
+    """The EIP-712 digest of one call's operation (raises MalformedCall). For the operations
+    without arrays this is two keccaks over a slice of the call, so a reader can find the few
+    calls it needs among the thousands of a batch before decoding them."""
+    found = _functions().get(call[:4])
+    if found is None:
+        raise MalformedCall(f"0x{call[:4].hex()} is not a ledger operation function")
+    function, op_type = found
+    if function in _WITH_ARRAYS:
+        return decode_call(call, domain).digest
+    end = 4 + (6 + len(op_type.FIELDS)) * _WORD  # the operation's words, then v, r and s
+    if len(call) < end:
+        raise MalformedCall(f"the data ends before byte {end - 4}")
+    struct_hash = keccak(op_type.typehash() + call[4 : end - 3 * _WORD])
+    return keccak(b"\x19\x01" + domain.separator + struct_hash)
+
+
 def decode_call(call: bytes, domain: Domain) -> SignedCall:
     """The operation, signature and digest of one call (raises MalformedCall)."""
     found = _functions().get(call[:4])
@@ -158,7 +183,7 @@ def decode_call(call: bytes, domain: Domain) -> SignedCall:
     words = _Words(call[4:])
     data = words.data
     fields: dict[str, Any] = {}
-    if function in ("transform", "bindPassport", "correct"):
+    if function in _WITH_ARRAYS:
         # Head: the operation's offset (it holds arrays), then the signature inline.
         encoded = _dynamic_operation(function, words, words.offset(0), fields)
         sig_at = _WORD
@@ -250,20 +275,6 @@ def _inputs(words: _Words, at: int) -> tuple[tuple[tuple[bytes, int], ...], byte
         hashes.append(keccak(_INPUT_TYPEHASH + item))
         items.append((item[0:32], int.from_bytes(item[32:64], "big")))
     return tuple(items), keccak(b"".join(hashes))
-
-
-def signed_calls(data: bytes, domain: Domain) -> Iterator[SignedCall | MalformedCall]:
-    """Every call of a transaction input, decoded, or the reason it could not be."""
-    try:
-        calls = split_calls(data)
-    except MalformedCall as exc:
-        yield exc
-        return
-    for call in calls:
-        try:
-            yield decode_call(call, domain)
-        except MalformedCall as exc:
-            yield exc
 
 
 def recover_signer(digest: bytes, v: int, r: int, s: int) -> str | None:

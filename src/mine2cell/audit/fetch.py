@@ -74,10 +74,6 @@ def _topic(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-def _address_topic(address: str) -> str:
-    return "0x" + bytes.fromhex(address[2:]).rjust(32, b"\0").hex()
-
-
 class ChainReader:
     """Reads one passport's record from a node (JSON-RPC over HTTP)."""
 
@@ -103,28 +99,40 @@ class ChainReader:
         return self._to_block
 
     def logs_where(
-        self, names: Sequence[str], position: int, values: Sequence[str]
+        self,
+        names: Sequence[str],
+        position: int = 0,
+        values: Sequence[str] = (),
+        *,
+        blocks: tuple[int, int] | None = None,
+        keep: Callable[[LedgerLog], bool] | None = None,
     ) -> list[LedgerLog]:
         """Ledger logs of events ``names`` whose indexed topic ``position`` (1-3) is one of
-        ``values``; each log is kept once."""
+        ``values`` (any, with position 0), in ``blocks`` (default: all) and kept by ``keep``;
+        each log is kept once."""
+        first, last = blocks if blocks is not None else (self.from_block, self._to_block)
+        filters: list[list[str] | None] = [None]
+        if position:
+            filters = list(_chunks(sorted(set(values))))
         found: list[LedgerLog] = []
-        for chunk in _chunks(sorted(set(values))):
+        for chunk in filters:
             topics: list[Any] = [[topic0(name) for name in names]]
-            topics += [None] * (position - 1) + [chunk]
+            if chunk is not None:
+                topics += [None] * (position - 1) + [chunk]
             raw = self.rpc.call(
                 "eth_getLogs",
                 [
                     {
                         "address": self.ledger,
-                        "fromBlock": hex(self.from_block),
-                        "toBlock": hex(self._to_block),
+                        "fromBlock": hex(max(first, self.from_block)),
+                        "toBlock": hex(min(last, self._to_block)),
                         "topics": topics,
                     }
                 ],
             )
             for item in raw:
                 log = decode_log(item)
-                if log is None:
+                if log is None or (keep is not None and not keep(log)):
                     continue
                 key = (log.tx_hash, log.log_index)
                 if key not in self._seen:
@@ -139,18 +147,27 @@ class ChainReader:
         head = self.head()
         record = ChainRecord(self.ledger, passport, chain_id, head)
 
+        # A node answers eth_getLogs by scanning the blocks of the range, so each query is given
+        # the narrowest one known: a step's inputs and outputs are in its own block (where the
+        # log naming the step was found); the events of a lot may be anywhere.
         bound = self.logs_where(("PassportBound", "PassportAttested"), 1, [_topic(passport)])
-        steps = [log.args["eventId"] for log in bound if log.name == "PassportBound"]
+        at: dict[bytes, int] = {
+            log.args["eventId"]: log.block_number for log in bound if log.name == "PassportBound"
+        }
+        steps = sorted(at)
+        bindings = set(steps)
         lots_seen: set[bytes] = set()
-        steps_seen: set[bytes] = set(steps)
         level = 0
         while steps:
             level += 1
             self.progress(f"level {level}: {len(steps)} steps")
-            parts = self.logs_where(("LotConsumed", "LotProduced"), 2, [_topic(s) for s in steps])
-            transforms = [s for s in steps if s not in {b.args["eventId"] for b in bound}]
+            span = (min(at[s] for s in steps), max(at[s] for s in steps))
+            parts = self.logs_where(
+                ("LotConsumed", "LotProduced"), 2, [_topic(s) for s in steps], blocks=span
+            )
+            transforms = [_topic(s) for s in steps if s not in bindings]
             if transforms:
-                self.logs_where(("LotsTransformed",), 1, [_topic(s) for s in transforms])
+                self.logs_where(("LotsTransformed",), 1, transforms, blocks=span)
             inputs = {
                 log.args["lot"]
                 for log in parts
@@ -160,23 +177,34 @@ class ChainReader:
             self.progress(f"level {level}: every event of {len(inputs)} lots")
             touching = self.logs_where(_LOT_EVENTS, 1, [_topic(lot) for lot in inputs])
             producers = {
-                log.args["eventId"]
+                log.args["eventId"]: log.block_number
                 for log in touching
-                if log.name == "LotProduced" and log.args["eventId"] not in steps_seen
+                if log.name == "LotProduced" and log.args["eventId"] not in at
             }
-            steps_seen |= producers
+            at.update(producers)
             steps = sorted(producers)
 
+        # Corrections and accreditations are few on any ledger: one query for all of them, of
+        # which the record keeps the corrections of the events seen and the history of the
+        # accounts involved (their signers included).
         event_ids = {log.args["eventId"] for log in self._logs if "eventId" in log.args}
-        self.progress(f"corrections of {len(event_ids)} events")
-        self.logs_where(("EventCorrected",), 1, [_topic(e) for e in event_ids])
-        accounts = set()
-        for log in self._logs:
-            for name in ("actor", "from", "to", "auditor"):
-                if name in log.args:
-                    accounts.add(log.args[name])
-        self.progress(f"accreditations of {len(accounts)} participants")
-        self.logs_where(_PARTICIPANT_EVENTS, 1, [_address_topic(a) for a in accounts])
+        self.progress(f"corrections of {len(event_ids)} events, and accreditations")
+        found = self.logs_where(
+            ("EventCorrected", *_PARTICIPANT_EVENTS),
+            keep=lambda log: log.name != "EventCorrected" or log.args["target"] in event_ids,
+        )
+        accounts = {
+            log.args[name]
+            for log in self._logs
+            for name in ("actor", "from", "to", "auditor")
+            if name in log.args
+        }
+        unrelated = {
+            (log.tx_hash, log.log_index)
+            for log in found
+            if log.name != "EventCorrected" and log.args["participant"] not in accounts
+        }
+        self._logs = [log for log in self._logs if (log.tx_hash, log.log_index) not in unrelated]
 
         record.logs = sorted(self._logs, key=lambda log: (log.block_number, log.log_index))
         numbers = sorted({log.block_number for log in record.logs})

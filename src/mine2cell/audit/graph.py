@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Literal
 
 from mine2cell.audit.fetch import ChainRecord
-from mine2cell.index.events import LedgerLog
+from mine2cell.index.events import HANDOFF_KINDS, LedgerLog
 from mine2cell.provenance.model import (
     Attestation,
     CertificationRecord,
@@ -28,12 +27,6 @@ from mine2cell.provenance.model import (
 )
 from mine2cell.provenance.standing import Participants
 
-HANDOFF_KINDS: dict[str, Literal["ship", "receive", "reject", "recall"]] = {
-    "LotShipped": "ship",
-    "LotReceived": "receive",
-    "ShipmentRejected": "reject",
-    "ShipmentRecalled": "recall",
-}
 CREATIONS = ("LotCommissioned", "LotProduced")
 HEADERS = ("LotsTransformed", "PassportBound")
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,13 +48,22 @@ _SUMMARY_FIELDS = (
 )
 
 
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``mine2cell.audit/1`` reports, shipped with the package
+    for auditors' own tools."""
+    text = resources.files("mine2cell.audit").joinpath("schema/audit-report-1.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
 def public_url(url: str) -> str:
-    """An RPC URL without credentials (user:password@ or an API key in the query)."""
+    """An RPC URL as a report may show it: scheme, host and port only (node providers put API
+    keys in the user part, the path or the query)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return urlunsplit((parts.scheme, host, "", "", ""))
 
 
 def report_bytes(report: dict[str, Any]) -> bytes:

@@ -6,12 +6,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from mine2cell.chain.artifacts import load_artifact
+
+# The custody events and the kind of hand-off each records.
+HANDOFF_KINDS: dict[str, Literal["ship", "receive", "reject", "recall"]] = {
+    "LotShipped": "ship",
+    "LotReceived": "receive",
+    "ShipmentRejected": "reject",
+    "ShipmentRecalled": "recall",
+}
 
 
 @dataclass(frozen=True)

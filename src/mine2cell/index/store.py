@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mine2cell import storage
-from mine2cell.index.events import LedgerLog
+from mine2cell.index.events import HANDOFF_KINDS, LedgerLog
 from mine2cell.provenance.model import (
     Attestation,
     CertificationRecord,
@@ -134,12 +134,6 @@ _LAPSE_COLUMNS = (
     "l.tx_hash, l.log_index, l.block_number, l.event_id, l.code, l.kind, l.lot, l.actor"
 )
 _LAPSE_FIELDS = "tx_hash, log_index, block_number, event_id, code, kind, lot, actor"
-_HANDOFF_KINDS = {
-    "LotShipped": "ship",
-    "LotReceived": "receive",
-    "ShipmentRejected": "reject",
-    "ShipmentRecalled": "recall",
-}
 
 
 RefMaker = Callable[[bytes, bytes, int, int, str], EventRef]
@@ -362,11 +356,11 @@ class SqliteStore(storage.Database):
                 a["facility"],
                 _country(a["country"]),
             )
-        if name in _HANDOFF_KINDS:
+        if name in HANDOFF_KINDS:
             return "handoffs", (
                 a["eventId"],
                 a["lot"],
-                _HANDOFF_KINDS[name],
+                HANDOFF_KINDS[name],
                 a["from"],
                 a["to"],
             )
