@@ -15,11 +15,13 @@ from typing import Annotated
 
 import httpx
 import typer
+import uvicorn
 from eth_utils import keccak
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mine2cell import __version__
+from mine2cell.api.app import create_app
 from mine2cell.audit.fetch import attestations
 from mine2cell.audit.html import render_html
 from mine2cell.audit.text import print_verification
@@ -1246,6 +1248,26 @@ def audit_show(
                 )
     if digest is not None and not matching:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Serve the HTTP API (/v1, OpenAPI at /docs): relays the outbox and follows the chain."""
+    opts = _Options(data_dir, rpc_url, ledger, passphrase_file, False)
+    settings = opts.settings()
+    passphrase = _passphrase(settings, passphrase_file, confirm=False)
+    try:
+        application = create_app(settings, passphrase=lambda: passphrase)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+    uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 @app.command()

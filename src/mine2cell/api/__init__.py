@@ -1,0 +1,1 @@
+"""The HTTP service: a FastAPI app over the same components the CLI wires."""

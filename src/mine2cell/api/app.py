@@ -1,0 +1,98 @@
+"""The app factory: ``create_app(settings)`` opens the service (node, ledger, outbox, index) when
+the app starts, relays the outbox and follows the chain into the index in background threads, and
+closes all of it when the app stops. Nothing is read from the environment here: the caller builds
+the Settings (the CLI's ``serve``, or a test)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from mine2cell import __version__
+from mine2cell.api import problems
+from mine2cell.api.routes import router
+from mine2cell.config import Settings
+from mine2cell.errors import ConfigurationError
+from mine2cell.relay.relay import RelayLock
+from mine2cell.service import Service
+
+log = logging.getLogger("mine2cell.api")
+
+
+@dataclass
+class Runtime:
+    """What the routes use, opened by the app's lifespan."""
+
+    service: Service
+    relaying: bool  # this process holds the outbox's relay lock
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    passphrase: Callable[[], str] | None = None,
+    follow_interval: float = 0.5,
+) -> FastAPI:
+    """The mine2cell HTTP service for ``settings``. ``passphrase`` unlocks the relayer's key
+    (default: ``settings.passphrase``)."""
+
+    def unlock() -> str:
+        if passphrase is not None:
+            return passphrase()
+        if settings.passphrase is None:
+            raise ConfigurationError(
+                "the service relays with the relayer's key: set MINE2CELL_PASSPHRASE"
+            )
+        return settings.passphrase.get_secret_value()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with Service(settings, passphrase=unlock, notify=log.info) as service:
+            lock = RelayLock(service.lock_path())
+            runtime = Runtime(service, relaying=lock.acquire())
+            if runtime.relaying:
+                relay = service.relay()
+                relay.recover()
+                runtime.threads.append(
+                    threading.Thread(target=relay.run, args=(runtime.stop,), name="relay")
+                )
+            else:
+                log.warning("another process relays this outbox; this one only queues")
+            indexer = service.indexer()
+            indexer.sync()
+            runtime.threads.append(
+                threading.Thread(
+                    target=indexer.follow,
+                    args=(runtime.stop, follow_interval),
+                    kwargs={"on_error": lambda exc: log.warning("index: %s", exc)},
+                    name="index",
+                )
+            )
+            for thread in runtime.threads:
+                thread.start()
+            app.state.runtime = runtime
+            try:
+                yield
+            finally:
+                runtime.stop.set()
+                for thread in runtime.threads:
+                    thread.join(timeout=30)
+                if runtime.relaying:
+                    lock.release()
+
+    app = FastAPI(
+        title="mine2cell",
+        version=__version__,
+        summary="Battery raw-material traceability: custody, provenance and audits of passports.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,142 @@
+"""Every error as an RFC 9457 problem response (``application/problem+json``) that names the
+field or rule at fault; never a stack trace, never a 500 for bad input."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from mine2cell.errors import (
+    ConfigurationError,
+    InvalidInput,
+    LedgerRejected,
+    Mine2CellError,
+    NodeError,
+)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://mine2cell.example/problems/"
+log = logging.getLogger("mine2cell.api")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where the problem is: a JSON path or a parameter name.")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the fields at fault."""
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="The ledger's error, when it refused.")
+    arguments: dict[str, Any] | None = Field(default=None, description="The error's data.")
+
+
+class NotFound(Mine2CellError):
+    def __init__(self, what: str, field: str) -> None:
+        self.field = field
+        super().__init__(what)
+
+
+def problem(
+    request: Request,
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = Problem(
+        type=TYPE_BASE + kind,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=str(request.url.path),
+        errors=errors or [],
+        **extra,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON
+    )
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [FieldError(field=_location(e["loc"]), message=e["msg"]) for e in exc.errors()]
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        return problem(request, 422, "invalid-request", "Invalid request", detail, errors)
+
+    @app.exception_handler(InvalidInput)
+    async def invalid(request: Request, exc: InvalidInput) -> JSONResponse:
+        errors = [FieldError(field=exc.field, message=exc.problem)]
+        return problem(request, 422, "invalid-input", "Invalid input", str(exc), errors)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        errors = [FieldError(field=exc.field, message=str(exc))]
+        return problem(request, 404, "not-found", "Not found", str(exc), errors)
+
+    @app.exception_handler(LedgerRejected)
+    async def rejected(request: Request, exc: LedgerRejected) -> JSONResponse:
+        return problem(
+            request,
+            422,
+            "ledger-rejected",
+            "Rejected by the ledger",
+            str(exc),
+            error=exc.error,
+            arguments={k: _plain(v) for k, v in exc.args_by_name.items()},
+        )
+
+    @app.exception_handler(NodeError)
+    async def node(request: Request, exc: NodeError) -> JSONResponse:
+        return problem(request, 503, "node-unavailable", "Node unavailable", str(exc))
+
+    @app.exception_handler(ConfigurationError)
+    async def configuration(request: Request, exc: ConfigurationError) -> JSONResponse:
+        return problem(request, 503, "not-configured", "Service not configured", str(exc))
+
+    @app.exception_handler(Mine2CellError)
+    async def other(request: Request, exc: Mine2CellError) -> JSONResponse:
+        return problem(request, 422, "refused", "Refused", str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http(request: Request, exc: HTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        return problem(request, exc.status_code, "http", title, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged here with its trace for the operator; the caller gets no internals.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem(
+            request,
+            500,
+            "internal",
+            "Internal error",
+            "the service failed on this request; the error is in its log",
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value

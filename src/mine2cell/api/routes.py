@@ -1,0 +1,205 @@
+"""The /v1 routes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Request, Response
+from fastapi.responses import JSONResponse
+
+from mine2cell.api.problems import PROBLEM_JSON, NotFound, Problem
+from mine2cell.errors import NodeError
+from mine2cell.ids import parse_id, show_id
+from mine2cell.provenance.documents import passport_document
+from mine2cell.provenance.engine import passport_provenance
+from mine2cell.relay import intake
+from mine2cell.service import Service
+
+router = APIRouter(prefix="/v1")
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}} for status in (404, 422, 503)
+}
+IdText = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        description="A lot number or passport text (at most 32 bytes), a URI, or 0x and 64 hex "
+        "digits.",
+    ),
+]
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.runtime.service
+    return service
+
+
+def _passport(service: Service, text: str) -> bytes:
+    passport = parse_id(text, "passport")
+    if service.ledger.passport_binder(passport) is None:
+        raise NotFound(f"passport {show_id(passport)} is not bound on this ledger", "passport")
+    return passport
+
+
+@router.get("/health", summary="Liveness: the process answers.")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready", summary="Readiness: the node answers and the index keeps up.", responses=PROBLEMS
+)
+def ready(request: Request) -> dict[str, Any]:
+    service = _service(request)
+    try:
+        head = service.w3.eth.block_number
+    except Exception as exc:  # any transport failure means the node is not reachable
+        raise NodeError(f"the node does not answer: {exc}") from None
+    checkpoint = service.store().checkpoint()
+    indexed = checkpoint.block_number if checkpoint is not None else -1
+    return {
+        "status": "ready",
+        "chain_id": service.ledger.domain.chain_id,
+        "ledger": service.ledger.address,
+        "head_block": head,
+        "indexed_block": indexed,
+        "index_lag": max(0, head - indexed),
+        "relaying": request.app.state.runtime.relaying,
+    }
+
+
+# -- operations ------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/operations",
+    status_code=202,
+    summary="Submit an operation signed by its participant (an EIP-712 document).",
+    responses=PROBLEMS,
+)
+def submit(
+    request: Request,
+    document: Annotated[
+        dict[str, Any],
+        Body(
+            description='{"type": "Ship", "message": {...}, "signature": "0x..."} as '
+            "eth_signTypedData_v4 signs it (see mine2cell.signing.codec)",
+        ),
+    ],
+) -> JSONResponse:
+    service = _service(request)
+    accepted = intake.accept_document(service.outbox, service.ledger, document)
+    event_id = "0x" + accepted.event_id.hex()
+    return JSONResponse(
+        {**accepted.status.as_json(), "statusUrl": f"/v1/operations/{event_id}"},
+        status_code=202,
+        headers={"Location": f"/v1/operations/{event_id}"},
+    )
+
+
+@router.get(
+    "/operations/{event_id}",
+    summary="Where an operation is: pending, submitted, confirmed or rejected.",
+    responses=PROBLEMS,
+)
+def operation(
+    request: Request,
+    event_id: Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="The event id.")],
+) -> dict[str, Any]:
+    service = _service(request)
+    status = service.outbox.status(bytes.fromhex(event_id[2:]))
+    if status is None:
+        raise NotFound(f"no operation {event_id} was submitted here", "event_id")
+    found: dict[str, Any] = status.as_json(service.w3.eth.block_number)
+    return found
+
+
+# -- lots and passports ----------------------------------------------------------------------------
+
+
+@router.get("/lots/{lot}", summary="A lot's current state on the ledger.", responses=PROBLEMS)
+def lot(request: Request, lot: IdText) -> dict[str, Any]:
+    service = _service(request)
+    lot_id = parse_id(lot, "lot")
+    view = service.ledger.lot(lot_id)
+    if view is None:
+        raise NotFound(f"lot {show_id(lot_id)} was never commissioned or produced", "lot")
+    return {
+        "lot": {"id": "0x" + lot_id.hex(), "label": show_id(lot_id)},
+        "material": view.material,
+        "remaining_grams": view.remaining,
+        "custodian": view.custodian,
+        "in_transit_to": view.recipient,
+        "closed": view.remaining == 0,
+    }
+
+
+@router.get(
+    "/passports/{passport}/provenance",
+    summary="The full provenance report (schema mine2cell.provenance/1).",
+    responses=PROBLEMS,
+)
+def provenance(request: Request, passport: IdText) -> Response:
+    service = _service(request)
+    passport_id = _passport(service, passport)
+    document = passport_document(
+        service.store(), passport_id, high_risk_countries=service.settings.high_risk_country_set
+    )
+    if document is None:
+        raise NotFound(
+            f"passport {show_id(passport_id)} is bound but not indexed yet; retry shortly",
+            "passport",
+        )
+    return Response(document, media_type="application/json")
+
+
+@router.get(
+    "/passports/{passport}/summary",
+    summary="The public summary (schema mine2cell.provenance-summary/1): shares by element and "
+    "country, recycled content, footprint, flag counts.",
+    responses=PROBLEMS,
+)
+def summary(request: Request, passport: IdText) -> dict[str, Any]:
+    service = _service(request)
+    passport_id = _passport(service, passport)
+    graph = service.store().upstream(passport_id)
+    if graph is None:
+        raise NotFound(
+            f"passport {show_id(passport_id)} is bound but not indexed yet; retry shortly",
+            "passport",
+        )
+    report = passport_provenance(
+        graph,
+        passport_id,
+        high_risk_countries=service.settings.high_risk_country_set,
+        now=int(time.time()),
+    )
+    found: dict[str, Any] = report.public_summary().to_json()
+    return found
+
+
+@router.get(
+    "/passports/{passport}/attestations",
+    summary="Auditors' attestations of the passport.",
+    responses=PROBLEMS,
+)
+def passport_attestations(request: Request, passport: IdText) -> dict[str, Any]:
+    service = _service(request)
+    passport_id = _passport(service, passport)
+    document = passport_document(
+        service.store(), passport_id, high_risk_countries=service.settings.high_risk_country_set
+    )
+    if document is None:
+        raise NotFound(
+            f"passport {show_id(passport_id)} is bound but not indexed yet; retry shortly",
+            "passport",
+        )
+    found: list[dict[str, Any]] = json.loads(document)["attestations"]
+    return {
+        "passport": {"id": "0x" + passport_id.hex(), "label": show_id(passport_id)},
+        "attestations": found,
+    }
