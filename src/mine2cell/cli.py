@@ -23,9 +23,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mine2cell import __version__
 from mine2cell.api.app import create_app
 from mine2cell.audit.fetch import attestations
-from mine2cell.audit.html import render_html
+from mine2cell.audit.html import write_reports
 from mine2cell.audit.text import print_verification
-from mine2cell.audit.verify import load_report, report_bytes, verify
+from mine2cell.audit.verify import load_report, verify
 from mine2cell.chain.artifacts import load_artifact
 from mine2cell.chain.deployment import Deployment
 from mine2cell.client import FAIL, PASS
@@ -1147,10 +1147,7 @@ def audit_verify(
             )
             document = result.to_json()
             json_path, html_path = _report_paths(settings, passport_id, report, html)
-            body = report_bytes(document)
-            json_path.write_bytes(body)
-            digest = keccak(body)
-            html_path.write_text(render_html(document, report_hash="0x" + digest.hex()))
+            body, digest = write_reports(document, json_path, html_path)
             if json_out:
                 print(body.decode())
             else:

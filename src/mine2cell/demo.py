@@ -22,8 +22,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from web3 import Web3
 
-from mine2cell.audit.html import render_html
-from mine2cell.audit.verify import report_bytes, verify
+from mine2cell.audit.html import write_reports
+from mine2cell.audit.verify import verify
 from mine2cell.chain.ledger import LedgerClient
 from mine2cell.chain.node import DevNode, connect
 from mine2cell.codes import Feedstock, Role
@@ -354,14 +354,10 @@ def _auditor(run: DemoRun, settings: Settings, w3: Web3) -> Callable[[bytes], tu
             rpc_url=str(getattr(w3.provider, "endpoint_uri", "")),
             high_risk_countries=settings.high_risk_country_set,
         )
-        document = result.to_json()
-        body = report_bytes(document)
         folder = settings.data_dir / "audits"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{show_id(passport)}.json"
-        path.write_bytes(body)
-        digest = keccak(body)
-        path.with_suffix(".html").write_text(render_html(document, report_hash="0x" + digest.hex()))
+        _, digest = write_reports(result.to_json(), path, path.with_suffix(".html"))
         run.audit_report = path
         return (1 if result.passed else 2), digest
 

@@ -14,6 +14,7 @@ from mine2cell.errors import NodeError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.provenance.documents import passport_document
 from mine2cell.provenance.engine import passport_provenance
+from mine2cell.provenance.report import labelled
 from mine2cell.relay import intake
 from mine2cell.service import Service
 
@@ -43,6 +44,22 @@ def _passport(service: Service, text: str) -> bytes:
     if service.ledger.passport_binder(passport) is None:
         raise NotFound(f"passport {show_id(passport)} is not bound on this ledger", "passport")
     return passport
+
+
+def _not_indexed(passport: bytes) -> NotFound:
+    return NotFound(
+        f"passport {show_id(passport)} is bound but not indexed yet; retry shortly", "passport"
+    )
+
+
+def _kept_report(service: Service, passport: bytes) -> bytes:
+    """The passport's provenance report as the index keeps it (computed on first request)."""
+    document = passport_document(
+        service.store(), passport, high_risk_countries=service.settings.high_risk_country_set
+    )
+    if document is None:
+        raise _not_indexed(passport)
+    return document
 
 
 @router.get("/health", summary="Liveness: the process answers.")
@@ -129,7 +146,7 @@ def lot(request: Request, lot: IdText) -> dict[str, Any]:
     if view is None:
         raise NotFound(f"lot {show_id(lot_id)} was never commissioned or produced", "lot")
     return {
-        "lot": {"id": "0x" + lot_id.hex(), "label": show_id(lot_id)},
+        "lot": labelled(lot_id),
         "material": view.material,
         "remaining_grams": view.remaining,
         "custodian": view.custodian,
@@ -146,14 +163,7 @@ def lot(request: Request, lot: IdText) -> dict[str, Any]:
 def provenance(request: Request, passport: IdText) -> Response:
     service = _service(request)
     passport_id = _passport(service, passport)
-    document = passport_document(
-        service.store(), passport_id, high_risk_countries=service.settings.high_risk_country_set
-    )
-    if document is None:
-        raise NotFound(
-            f"passport {show_id(passport_id)} is bound but not indexed yet; retry shortly",
-            "passport",
-        )
+    document = _kept_report(service, passport_id)
     return Response(document, media_type="application/json")
 
 
@@ -168,10 +178,7 @@ def summary(request: Request, passport: IdText) -> dict[str, Any]:
     passport_id = _passport(service, passport)
     graph = service.store().upstream(passport_id)
     if graph is None:
-        raise NotFound(
-            f"passport {show_id(passport_id)} is bound but not indexed yet; retry shortly",
-            "passport",
-        )
+        raise _not_indexed(passport_id)
     report = passport_provenance(
         graph,
         passport_id,
@@ -190,16 +197,9 @@ def summary(request: Request, passport: IdText) -> dict[str, Any]:
 def passport_attestations(request: Request, passport: IdText) -> dict[str, Any]:
     service = _service(request)
     passport_id = _passport(service, passport)
-    document = passport_document(
-        service.store(), passport_id, high_risk_countries=service.settings.high_risk_country_set
-    )
-    if document is None:
-        raise NotFound(
-            f"passport {show_id(passport_id)} is bound but not indexed yet; retry shortly",
-            "passport",
-        )
+    document = _kept_report(service, passport_id)
     found: list[dict[str, Any]] = json.loads(document)["attestations"]
     return {
-        "passport": {"id": "0x" + passport_id.hex(), "label": show_id(passport_id)},
+        "passport": labelled(passport_id),
         "attestations": found,
     }

@@ -61,9 +61,6 @@ class ChainRecord:
     requests: int = 0
     seconds: float = 0.0
 
-    def timestamp(self, log: LedgerLog) -> int:
-        return self.blocks[log.block_number][1] if log.block_number in self.blocks else 0
-
 
 def _chunks(items: Sequence[str], size: int = TOPICS_PER_FILTER) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
@@ -209,13 +206,7 @@ class ChainReader:
         record.logs = sorted(self._logs, key=lambda log: (log.block_number, log.log_index))
         numbers = sorted({log.block_number for log in record.logs})
         self.progress(f"{len(numbers)} block headers")
-        headers = self.rpc.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
-        for number, header in zip(numbers, headers, strict=True):
-            if header is not None:
-                record.blocks[number] = (
-                    bytes.fromhex(header["hash"][2:]),
-                    int(header["timestamp"], 16),
-                )
+        record.blocks = self.rpc.headers(numbers)
         hashes = sorted({log.tx_hash for log in record.logs})
         self.progress(f"{len(hashes)} transactions")
         txs = self.rpc.batch("eth_getTransactionByHash", [[_topic(h)] for h in hashes])
@@ -241,12 +232,6 @@ def attestations(w3: Web3, ledger: str, passport: bytes) -> list[tuple[LedgerLog
     reader = ChainReader(w3, ledger)
     reader.head()
     found = reader.logs_where(("PassportAttested",), 1, [_topic(passport)])
-    numbers = sorted({log.block_number for log in found})
-    headers = reader.rpc.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
-    times = {
-        number: int(header["timestamp"], 16)
-        for number, header in zip(numbers, headers, strict=True)
-        if header is not None
-    }
+    blocks = reader.rpc.headers(sorted({log.block_number for log in found}))
     found.sort(key=lambda log: (log.block_number, log.log_index))
-    return [(log, times.get(log.block_number, 0)) for log in found]
+    return [(log, blocks.get(log.block_number, (b"", 0))[1]) for log in found]

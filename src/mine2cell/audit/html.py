@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+from eth_utils import keccak
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from mine2cell.audit.verify import AUDIT_SCHEMA
+from mine2cell.audit.verify import AUDIT_SCHEMA, report_bytes
 from mine2cell.errors import InvalidInput
 
 TEMPLATE = "report.html.j2"
@@ -56,6 +58,18 @@ def _environment() -> Environment:
     env.filters["utc"] = utc
     env.filters["pretty"] = pretty
     return env
+
+
+def write_reports(
+    document: dict[str, Any], json_path: Path, html_path: Path
+) -> tuple[bytes, bytes]:
+    """Write the JSON report and its page; return the JSON's bytes and their keccak256 (what an
+    attestation records, and what the page's footer shows)."""
+    body = report_bytes(document)
+    digest = keccak(body)
+    json_path.write_bytes(body)
+    html_path.write_text(render_html(document, report_hash="0x" + digest.hex()))
+    return body, digest
 
 
 def render_html(report: dict[str, Any], *, report_hash: str | None = None) -> str:

@@ -29,6 +29,16 @@ class JsonRpc:
             raise NodeError(f"{method} failed: {reply['error']}")
         return reply["result"]
 
+    def headers(self, numbers: Sequence[int]) -> dict[int, tuple[bytes, int]]:
+        """number -> (hash, timestamp) of the node's canonical blocks; a number beyond the head
+        is absent."""
+        blocks = self.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
+        return {
+            number: (bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16))
+            for number, block in zip(numbers, blocks, strict=True)
+            if block is not None
+        }
+
     def batch(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
         """The results of ``method`` for each of ``params``, in batches of JSON-RPC requests
         (None where the node has no answer, e.g. a block beyond the head)."""

@@ -61,15 +61,6 @@ class Indexer:
     def _call(self, method: str, params: list[Any]) -> Any:
         return self.rpc.call(method, params)
 
-    def _headers(self, numbers: Sequence[int]) -> dict[int, tuple[bytes, int]]:
-        """number -> (hash, timestamp) of canonical blocks; a number beyond the head is absent."""
-        blocks = self.rpc.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
-        return {
-            number: (bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16))
-            for number, block in zip(numbers, blocks, strict=True)
-            if block is not None
-        }
-
     def head(self) -> int:
         return int(self._call("eth_blockNumber", []), 16)
 
@@ -151,7 +142,7 @@ class Indexer:
         numbers = {log.block_number for log in logs} | {end}
         if checkpoint is not None:
             numbers.add(checkpoint.block_number)
-        headers = self._headers(sorted(numbers))
+        headers = self.rpc.headers(sorted(numbers))
         if end not in headers:
             return None
         if checkpoint is not None:
@@ -173,7 +164,7 @@ class Indexer:
         stored = self.store.stored_blocks(checkpoint.block_number, REORG_WINDOW)
         if not stored:
             return None
-        canonical = self._headers([n for n, _ in stored])
+        canonical = self.rpc.headers([n for n, _ in stored])
         if all(canonical.get(n, (None,))[0] == h for n, h in stored):
             return None
         fork = -1
@@ -188,7 +179,7 @@ class Indexer:
             # Nothing in this window is canonical below the blocks that left: look further back.
             lowest = stored[-1][0]
             stored = self.store.stored_blocks(lowest - 1, REORG_WINDOW)
-            canonical = self._headers([n for n, _ in stored])
+            canonical = self.rpc.headers([n for n, _ in stored])
         self.store.rollback(fork)
         return fork
 
