@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -21,13 +22,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mine2cell import __version__
+from mine2cell.access.tokens import TokenStore
 from mine2cell.api.app import create_app
 from mine2cell.audit.fetch import attestations
 from mine2cell.audit.html import write_reports
 from mine2cell.audit.text import print_verification
 from mine2cell.audit.verify import load_report, verify
 from mine2cell.chain.artifacts import load_artifact
-from mine2cell.chain.deployment import Deployment
 from mine2cell.client import FAIL, PASS
 from mine2cell.codes import Role
 from mine2cell.config import Settings
@@ -1010,8 +1011,9 @@ def deploy(
             settings.model_copy(update={"ledger_address": None}),
             passphrase=lambda: _passphrase(settings, passphrase_file, confirm=False),
             notify=lambda message: err_console.print(message, highlight=False),
-        ) as service:
-            service.deploy()
+            new_ledger=True,
+        ):
+            pass  # opening the service deployed the ledger and remembered it
     except Mine2CellError as exc:
         raise _fail(exc) from None
 
@@ -1051,12 +1053,6 @@ def _report_paths(
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / f"{stem}-{stamp}"
     return json_path or base.with_suffix(".json"), html or base.with_suffix(".html")
-
-
-def _deployment_block(service: Service) -> int:
-    """Where the ledger's history starts, when this data directory deployed it."""
-    known = Deployment.load(service.settings.data_dir, service.w3.eth.chain_id)
-    return known.block if known is not None and known.address == service.ledger.address else 0
 
 
 def _audit_progress() -> Callable[[str], None] | None:
@@ -1140,7 +1136,7 @@ def audit_verify(
                 high_risk_countries=settings.high_risk_country_set,
                 confirmations=settings.confirmations if confirmations is None else confirmations,
                 expected_chain_id=chain_id,
-                from_block=_deployment_block(service) if from_block is None else from_block,
+                from_block=service.deployment_block() if from_block is None else from_block,
                 compare=expected,
                 compare_source=compare,
                 progress=_audit_progress(),
@@ -1264,7 +1260,87 @@ def serve(
         application = create_app(settings, passphrase=lambda: passphrase)
     except Mine2CellError as exc:
         raise _fail(exc) from None
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again, whose default action
+    # would end the process with status -15 (143 in a shell): a completed stop exits 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+token_app = typer.Typer(
+    help="Access tokens of the HTTP service: read (facility and volume detail) or hosted (the "
+    "service signs with a key it holds)."
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    label: Annotated[str, typer.Argument(help="Whom the token is for (shown in `token list`).")],
+    read: Annotated[bool, typer.Option("--read", help="A read token (the default).")] = False,
+    hosted: Annotated[
+        str | None,
+        typer.Option("--hosted", help="A hosted token: the service signs with this key file."),
+    ] = None,
+    data_dir: DataDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Create a token and print it once: only its hash is kept, so it cannot be shown again."""
+    settings = _settings(data_dir, None)
+    try:
+        if read and hosted is not None:
+            raise InvalidInput("hosted", "give --read or --hosted KEY, not both")
+        if hosted is not None:
+            _keystore(settings).entry(hosted)  # the key must be there to sign with
+        with closing(TokenStore(settings.access_db)) as tokens:
+            token, text = tokens.create(
+                "read" if hosted is None else "hosted", label, key_name=hosted
+            )
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+    if json_out:
+        print(json.dumps({**token.to_json(), "token": text}))
+        return
+    console.print(f"{token.tier} token {token.id} for {token.label!r}:", highlight=False)
+    print(text)
+    err_console.print(
+        "Shown once: store it in a secret store. Send it as 'Authorization: Bearer <token>'.",
+        style="dim",
+    )
+
+
+@token_app.command("list")
+def token_list(data_dir: DataDir = None, json_out: JsonOut = False) -> None:
+    """The tokens: id, tier, key, label, created and revoked (never the secrets)."""
+    settings = _settings(data_dir, None)
+    try:
+        with closing(TokenStore(settings.access_db)) as tokens:
+            found = tokens.all()
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+    if json_out:
+        print(json.dumps([t.to_json() for t in found], indent=2))
+        return
+    if not found:
+        console.print("no tokens; create one with `mine2cell token create --read LABEL`")
+    for token in found:
+        state = "revoked" if token.revoked_at is not None else "active"
+        key = f" key {token.key_name}" if token.key_name else ""
+        console.print(f"{token.id}  {token.tier}{key}  {state}  {token.label}", highlight=False)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (8 hex digits).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a token: the service refuses it from its next request."""
+    settings = _settings(data_dir, None)
+    try:
+        with closing(TokenStore(settings.access_db)) as tokens:
+            token = tokens.revoke(token_id)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+    console.print(f"revoked {token.tier} token {token.id} ({token.label})", highlight=False)
 
 
 @app.command()

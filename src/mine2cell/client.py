@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_typing import ChecksumAddress
@@ -175,6 +175,72 @@ class SigningClient:
         return result
 
     # -- operations ----------------------------------------------------------------------------
+
+    def perform(self, kind: str, fields: Mapping[str, Any]) -> Accepted:
+        """The operation ``kind`` (an EIP-712 primary type) with ``fields`` by their Python names
+        (``codec.parse_fields``), through the same checks as the named methods. Fields the
+        signer can work out (a hand-off's counterparty) or that have defaults may be left out."""
+        f = dict(fields)
+
+        def need(name: str) -> Any:
+            if name not in f:
+                raise InvalidInput(f"message.{name}", f"is missing from the {kind} message")
+            return f[name]
+
+        match kind:
+            case "Commission":
+                feedstock = f.get("feedstock", Feedstock.PRIMARY)
+                if feedstock not in Feedstock.__members__.values():
+                    raise InvalidInput("message.feedstock", "must be 0, 1 or 2")
+                return self.commission(
+                    need("lot"),
+                    material=need("material"),
+                    quantity=need("quantity"),
+                    feedstock=Feedstock(feedstock),
+                    footprint=f.get("footprint", 0),
+                    document_hash=f.get("document_hash", bytes(32)),
+                )
+            case "Ship":
+                return self.ship(need("lot"), need("recipient"))
+            case "Receive" | "Reject" | "Recall":
+                handoff = {"Receive": self.receive, "Reject": self.reject, "Recall": self.recall}
+                return handoff[kind](need("lot"))
+            case "Transform":
+                return self.transform(
+                    need("inputs"), need("outputs"), footprint=f.get("footprint", 0)
+                )
+            case "BindPassport":
+                return self.bind_passport(
+                    need("passport"),
+                    need("inputs"),
+                    footprint=f.get("footprint", 0),
+                    document_hash=f.get("document_hash", bytes(32)),
+                )
+            case "Correct":
+                return self.correct(
+                    need("target"), reason=need("reason"), corrective=f.get("corrective", ())
+                )
+            case "Attest":
+                return self.attest(
+                    need("passport"), verdict=need("verdict"), report_hash=need("report_hash")
+                )
+            case "Accredit":
+                return self.accredit(
+                    need("participant"),
+                    roles=need("roles"),
+                    facility=need("facility"),
+                    country=need("country"),
+                )
+            case "Revoke":
+                return self.revoke(need("participant"))
+            case "Certify":
+                return self.certify(
+                    need("participant"),
+                    scheme=need("scheme"),
+                    valid_until=need("valid_until"),
+                    document_hash=f.get("document_hash", bytes(32)),
+                )
+        raise InvalidInput("type", f"{kind!r} is not an operation type")
 
     def commission(
         self,

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         default=DEFAULT_HIGH_RISK_COUNTRIES,
         description="ISO 3166-1 alpha-2 codes, comma-separated, whose origins are flagged",
     )
+    cors_origins: str = Field(
+        default="",
+        description="Origins (comma-separated) whose pages may call the API from a browser; "
+        "none by default",
+    )
     passphrase: SecretStr | None = Field(
         default=None, description="Passphrase of the key files (prefer a prompt or a file)"
     )
@@ -53,6 +58,15 @@ class Settings(BaseSettings):
     @property
     def node_state_file(self) -> Path:
         return self.data_dir / "node" / "state.json"
+
+    @property
+    def access_db(self) -> Path:
+        """The HTTP service's access tokens (hashed)."""
+        return self.data_dir / "access.db"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def high_risk_country_set(self) -> frozenset[str]:

@@ -28,7 +28,7 @@ from mine2cell.config import Settings
 from mine2cell.errors import ConfigurationError, InvalidInput, NodeError
 from mine2cell.index.store import SqliteStore
 from mine2cell.index.sync import Indexer
-from mine2cell.relay.outbox import OperationStatus, Outbox, State
+from mine2cell.relay.outbox import Batch, OperationStatus, Outbox, State
 from mine2cell.relay.relay import BatchPolicy, Relay, RelayLock
 from mine2cell.signing.eip712 import Accredit, LocalSigner, text32
 from mine2cell.signing.keystore import Keystore, KeystoreError
@@ -72,8 +72,11 @@ class Service:
         passphrase: Callable[[], str],
         notify: Callable[[str], None] = lambda message: None,
         policy: BatchPolicy | None = None,
+        new_ledger: bool = False,
     ) -> None:
         self.settings = settings
+        # Open on a ledger deployed now (`mine2cell deploy`), not on the configured or known one.
+        self._new_ledger = new_ledger
         self._ask_passphrase = passphrase
         self._passphrase: str | None = None
         self.notify = notify
@@ -129,6 +132,8 @@ class Service:
 
     def _ledger(self, chain_id: int) -> LedgerClient:
         settings = self.settings
+        if self._new_ledger:
+            return self.deploy()
         if settings.ledger_address:
             address = settings.ledger_address
             if not is_address(address):
@@ -157,6 +162,11 @@ class Service:
                 f"there is no contract at {address} on chain {self.w3.eth.chain_id}; check the "
                 "ledger address and the RPC URL"
             )
+
+    def deployment_block(self) -> int:
+        """Where the ledger's history starts, when this data directory deployed it (else 0)."""
+        known = Deployment.load(self.settings.data_dir, self.ledger.domain.chain_id)
+        return known.block if known is not None and known.address == self.ledger.address else 0
 
     def deploy(self, *, dev_funds: bool = False) -> LedgerClient:
         """Deploy a ledger with the governor and relayer keys (created when missing) and remember
@@ -243,8 +253,14 @@ class Service:
 
     # -- relaying ------------------------------------------------------------------------------
 
-    def relay(self) -> Relay:
-        return Relay(self.ledger, self.outbox, self.signer(self.settings.relayer_key), self.policy)
+    def relay(self, on_stage: Callable[[str, Batch], None] | None = None) -> Relay:
+        return Relay(
+            self.ledger,
+            self.outbox,
+            self.signer(self.settings.relayer_key),
+            self.policy,
+            on_stage=on_stage,
+        )
 
     def lock_path(self) -> Path:
         return self.outbox.path.with_name("relay.lock")

@@ -5,47 +5,20 @@ outbox relayed in the app's own thread, the index followed into SQLite. Every er
 from __future__ import annotations
 
 import re
-import shutil
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from mine2cell.api.app import create_app
-from mine2cell.config import Settings
 from mine2cell.ids import parse_id
 from mine2cell.signing.codec import to_document
 from mine2cell.signing.eip712 import Domain, LotId, Ship, sign
 from mine2cell.signing.keystore import Keystore
+from tests.api.support import problem
 from tests.e2e.cli_support import PASSPHRASE
-from tests.recorded import Template, record_chain
+from tests.recorded import Template
 
 pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return record_chain(tmp_path_factory.mktemp("api-template") / "data")
-
-
-@pytest.fixture(scope="module")
-def client(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("api") / "data"
-    shutil.copytree(template.data_dir, data_dir)
-    settings = Settings(data_dir=data_dir, rpc_url=None, ledger_address=template.ledger)
-    with TestClient(create_app(settings, passphrase=lambda: PASSPHRASE)) as test_client:
-        yield test_client
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["type"].startswith("https://")
-    assert "Traceback" not in response.text
-    return body
 
 
 def test_health_answers(client: TestClient) -> None:
@@ -59,29 +32,37 @@ def test_ready_names_the_ledger_and_the_index_lag(client: TestClient, template: 
     assert body["relaying"] is True and body["index_lag"] >= 0
 
 
-def test_a_lot_shows_its_custodian_and_remaining_grams(client: TestClient) -> None:
-    body = client.get("/v1/lots/SUL-1").json()
+def test_a_lot_shows_its_custodian_and_remaining_grams(
+    client: TestClient, reader: dict[str, str]
+) -> None:
+    body = client.get("/v1/lots/SUL-1", headers=reader).json()
 
     assert body["lot"]["label"] == "SUL-1" and body["remaining_grams"] == 20_000_000 - 45_000
     assert body["in_transit_to"] is None and body["closed"] is False
 
 
-def test_an_unknown_lot_is_a_404_problem_naming_the_lot(client: TestClient) -> None:
-    body = problem(client.get("/v1/lots/NOPE-1"), 404)
+def test_an_unknown_lot_is_a_404_problem_naming_the_lot(
+    client: TestClient, reader: dict[str, str]
+) -> None:
+    body = problem(client.get("/v1/lots/NOPE-1", headers=reader), 404)
 
     assert body["errors"] == [
         {"field": "lot", "message": "lot NOPE-1 was never commissioned or produced"}
     ]
 
 
-def test_a_malformed_id_is_a_422_problem_naming_the_field(client: TestClient) -> None:
-    body = problem(client.get("/v1/lots/0x" + "a" * 63), 422)
+def test_a_malformed_id_is_a_422_problem_naming_the_field(
+    client: TestClient, reader: dict[str, str]
+) -> None:
+    body = problem(client.get("/v1/lots/0x" + "a" * 63, headers=reader), 422)
 
     assert body["errors"][0]["field"] == "lot"
 
 
-def test_the_provenance_of_a_passport_is_the_full_report(client: TestClient) -> None:
-    body = client.get("/v1/passports/PASS-1/provenance").json()
+def test_the_provenance_of_a_passport_is_the_full_report(
+    client: TestClient, reader: dict[str, str]
+) -> None:
+    body = client.get("/v1/passports/PASS-1/provenance", headers=reader).json()
 
     assert body["schema"] == "mine2cell.provenance/1"
     assert body["grams_bound"] == 45_000 and body["countries"][0]["country"] == "CD"
@@ -98,13 +79,13 @@ def test_the_public_summary_has_shares_and_no_accounts(client: TestClient) -> No
 
 
 def test_an_unbound_passport_is_a_404_problem(client: TestClient) -> None:
-    body = problem(client.get("/v1/passports/PASS-404/provenance"), 404)
+    body = problem(client.get("/v1/passports/PASS-404/summary"), 404)
 
     assert body["errors"][0]["field"] == "passport"
 
 
 def test_a_signed_operation_is_accepted_and_confirmed(
-    client: TestClient, template: Template
+    client: TestClient, template: Template, reader: dict[str, str]
 ) -> None:
     keystore = Keystore(template.data_dir / "keys")
     cells = keystore.signer("skelleftea", PASSPHRASE)
@@ -125,7 +106,7 @@ def test_a_signed_operation_is_accepted_and_confirmed(
             break
         time.sleep(0.1)
     assert state == "confirmed"
-    assert client.get("/v1/lots/SUL-1").json()["in_transit_to"] == kokkola
+    assert client.get("/v1/lots/SUL-1", headers=reader).json()["in_transit_to"] == kokkola
 
 
 def test_an_operation_signed_for_another_ledger_is_refused_naming_the_signature(

@@ -12,14 +12,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from mine2cell import __version__
-from mine2cell.api import problems
-from mine2cell.api.routes import router
+from mine2cell.access.tokens import TokenStore
+from mine2cell.api import audits, hosted, lots, participants, problems, routes
+from mine2cell.api import metrics as metrics_routes
+from mine2cell.api.metrics import Metrics
 from mine2cell.config import Settings
 from mine2cell.errors import ConfigurationError
 from mine2cell.relay.relay import RelayLock
 from mine2cell.service import Service
+from mine2cell.web.routes import router as web_router
 
 log = logging.getLogger("mine2cell.api")
 
@@ -29,6 +33,7 @@ class Runtime:
     """What the routes use, opened by the app's lifespan."""
 
     service: Service
+    tokens: TokenStore
     relaying: bool  # this process holds the outbox's relay lock
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -56,9 +61,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with Service(settings, passphrase=unlock, notify=log.info) as service:
             lock = RelayLock(service.lock_path())
-            runtime = Runtime(service, relaying=lock.acquire())
+            tokens = TokenStore(settings.access_db)
+            runtime = Runtime(service, tokens, relaying=lock.acquire())
+            metrics.watch(runtime)
             if runtime.relaying:
-                relay = service.relay()
+                relay = service.relay(on_stage=metrics.on_stage)
                 relay.recover()
                 runtime.threads.append(
                     threading.Thread(target=relay.run, args=(runtime.stop,), name="relay")
@@ -86,6 +93,7 @@ def create_app(
                     thread.join(timeout=30)
                 if runtime.relaying:
                     lock.release()
+                tokens.close()
 
     app = FastAPI(
         title="mine2cell",
@@ -94,5 +102,17 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
-    app.include_router(router)
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.middleware("http")(metrics.middleware)
+    if settings.cors_origin_list:  # closed unless the operator names the origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    for module in (routes, lots, participants, audits, hosted, metrics_routes):
+        app.include_router(module.router)
+    app.include_router(web_router)
     return app

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from mine2cell.api.access import Forbidden, Unauthorized
 from mine2cell.errors import (
     ConfigurationError,
     InvalidInput,
@@ -41,6 +42,13 @@ class Problem(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
     error: str | None = Field(default=None, description="The ledger's error, when it refused.")
     arguments: dict[str, Any] | None = Field(default=None, description="The error's data.")
+
+
+# The problem responses a route may give, for its OpenAPI description.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}}
+    for status in (401, 403, 404, 422, 503)
+}
 
 
 class NotFound(Mine2CellError):
@@ -89,6 +97,18 @@ def install(app: FastAPI) -> None:
         errors = [FieldError(field=exc.field, message=exc.problem)]
         return problem(request, 422, "invalid-input", "Invalid input", str(exc), errors)
 
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        errors = [FieldError(field=exc.field, message=str(exc))]
+        response = problem(request, 401, "unauthorized", "Token needed", str(exc), errors)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mine2cell"'
+        return response
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        errors = [FieldError(field=exc.field, message=str(exc))]
+        return problem(request, 403, "forbidden", "Not allowed", str(exc), errors)
+
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         errors = [FieldError(field=exc.field, message=str(exc))]
@@ -120,6 +140,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's answer to a body it could not even decode (bytes that are not UTF-8, JSON
+            # nested too deep): an invalid body like any malformed JSON, which it calls a 422.
+            errors = [FieldError(field="body", message=f"is not JSON: {exc.__cause__}")]
+            detail = f"body: {errors[0].message}"
+            return problem(request, 422, "invalid-request", "Invalid request", detail, errors)
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
         return problem(request, exc.status_code, "http", title, str(exc.detail))
 

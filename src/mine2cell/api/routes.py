@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from mine2cell.api.problems import PROBLEM_JSON, NotFound, Problem
+from mine2cell.api.access import ReadToken
+from mine2cell.api.problems import PROBLEMS, NotFound
 from mine2cell.errors import NodeError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.provenance.documents import passport_document
-from mine2cell.provenance.engine import passport_provenance
-from mine2cell.provenance.report import labelled
+from mine2cell.provenance.report import attestation_json, labelled
 from mine2cell.relay import intake
+from mine2cell.relay.outbox import Accepted
 from mine2cell.service import Service
 
 router = APIRouter(prefix="/v1")
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}} for status in (404, 422, 503)
-}
 IdText = Annotated[
     str,
     Path(
@@ -34,16 +30,19 @@ IdText = Annotated[
 ]
 
 
-def _service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
     service: Service = request.app.state.runtime.service
     return service
 
 
-def _passport(service: Service, text: str) -> bytes:
+def passport_of(service: Service, text: str) -> bytes:
+    """The passport named by ``text``, bound and indexed; else 404 saying which it is not."""
     passport = parse_id(text, "passport")
+    if service.store().bound(passport):
+        return passport
     if service.ledger.passport_binder(passport) is None:
         raise NotFound(f"passport {show_id(passport)} is not bound on this ledger", "passport")
-    return passport
+    raise _not_indexed(passport)
 
 
 def _not_indexed(passport: bytes) -> NotFound:
@@ -52,7 +51,7 @@ def _not_indexed(passport: bytes) -> NotFound:
     )
 
 
-def _kept_report(service: Service, passport: bytes) -> bytes:
+def kept_report(service: Service, passport: bytes) -> bytes:
     """The passport's provenance report as the index keeps it (computed on first request)."""
     document = passport_document(
         service.store(), passport, high_risk_countries=service.settings.high_risk_country_set
@@ -109,7 +108,11 @@ def submit(
     ],
 ) -> JSONResponse:
     service = _service(request)
-    accepted = intake.accept_document(service.outbox, service.ledger, document)
+    return accepted_response(intake.accept_document(service.outbox, service.ledger, document))
+
+
+def accepted_response(accepted: Accepted) -> JSONResponse:
+    """202 with the operation's status and where to follow it."""
     event_id = "0x" + accepted.event_id.hex()
     return JSONResponse(
         {**accepted.status.as_json(), "statusUrl": f"/v1/operations/{event_id}"},
@@ -135,24 +138,7 @@ def operation(
     return found
 
 
-# -- lots and passports ----------------------------------------------------------------------------
-
-
-@router.get("/lots/{lot}", summary="A lot's current state on the ledger.", responses=PROBLEMS)
-def lot(request: Request, lot: IdText) -> dict[str, Any]:
-    service = _service(request)
-    lot_id = parse_id(lot, "lot")
-    view = service.ledger.lot(lot_id)
-    if view is None:
-        raise NotFound(f"lot {show_id(lot_id)} was never commissioned or produced", "lot")
-    return {
-        "lot": labelled(lot_id),
-        "material": view.material,
-        "remaining_grams": view.remaining,
-        "custodian": view.custodian,
-        "in_transit_to": view.recipient,
-        "closed": view.remaining == 0,
-    }
+# -- passports ----------------------------------------------------------------------------------
 
 
 @router.get(
@@ -160,10 +146,10 @@ def lot(request: Request, lot: IdText) -> dict[str, Any]:
     summary="The full provenance report (schema mine2cell.provenance/1).",
     responses=PROBLEMS,
 )
-def provenance(request: Request, passport: IdText) -> Response:
+def provenance(request: Request, passport: IdText, _: ReadToken) -> Response:
     service = _service(request)
-    passport_id = _passport(service, passport)
-    document = _kept_report(service, passport_id)
+    passport_id = passport_of(service, passport)
+    document = kept_report(service, passport_id)
     return Response(document, media_type="application/json")
 
 
@@ -173,20 +159,18 @@ def provenance(request: Request, passport: IdText) -> Response:
     "country, recycled content, footprint, flag counts.",
     responses=PROBLEMS,
 )
-def summary(request: Request, passport: IdText) -> dict[str, Any]:
-    service = _service(request)
-    passport_id = _passport(service, passport)
-    graph = service.store().upstream(passport_id)
-    if graph is None:
-        raise _not_indexed(passport_id)
-    report = passport_provenance(
-        graph,
+def summary(request: Request, passport: IdText) -> Response:
+    service = service_of(request)
+    passport_id = passport_of(service, passport)
+    document = passport_document(
+        service.store(),
         passport_id,
         high_risk_countries=service.settings.high_risk_country_set,
-        now=int(time.time()),
+        part="summary",
     )
-    found: dict[str, Any] = report.public_summary().to_json()
-    return found
+    if document is None:
+        raise _not_indexed(passport_id)
+    return Response(document, media_type="application/json")
 
 
 @router.get(
@@ -195,11 +179,15 @@ def summary(request: Request, passport: IdText) -> dict[str, Any]:
     responses=PROBLEMS,
 )
 def passport_attestations(request: Request, passport: IdText) -> dict[str, Any]:
-    service = _service(request)
-    passport_id = _passport(service, passport)
-    document = _kept_report(service, passport_id)
-    found: list[dict[str, Any]] = json.loads(document)["attestations"]
+    service = service_of(request)
+    passport_id = passport_of(service, passport)
     return {
         "passport": labelled(passport_id),
-        "attestations": found,
+        "attestations": [attestation_json(a) for a in service.store().attestations(passport_id)],
     }
+
+
+# Older names, for modules written against them.
+_service = service_of
+_passport = passport_of
+_kept_report = kept_report

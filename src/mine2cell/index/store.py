@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mine2cell import storage
 from mine2cell.index.events import HANDOFF_KINDS, LedgerLog
@@ -99,6 +99,16 @@ class Store(Protocol):
 
     def lot(self, lot: bytes) -> LotNode | None: ...
 
+    def history(self, lot: bytes) -> list[LotEvent]: ...
+
+    def participants(
+        self, accounts: Sequence[str] | None = None
+    ) -> dict[str, ParticipantHistory]: ...
+
+    def bound(self, passport: bytes) -> bool: ...
+
+    def attestations(self, passport: bytes) -> tuple[Attestation, ...]: ...
+
     def passports(self) -> list[bytes]: ...
 
     def counts(self) -> dict[str, int]: ...
@@ -139,6 +149,25 @@ _LAPSE_FIELDS = "tx_hash, log_index, block_number, event_id, code, kind, lot, ac
 RefMaker = Callable[[bytes, bytes, int, int, str], EventRef]
 
 
+class LotEvent(NamedTuple):
+    """One event in a lot's history, in chain order.
+
+    ``kind``: commission, produce (an output of ``step``), ship, receive, reject, recall, or
+    consume (an input of ``step``, leaving ``remaining`` grams). ``counterparty``: the recipient
+    of a shipment, the sender for the other hand-offs. ``corrections``: the events declaring
+    this one erroneous."""
+
+    kind: str
+    event: EventRef
+    quantity: int | None
+    remaining: int | None
+    counterparty: str | None
+    step: bytes | None
+    step_kind: str | None
+    passport: bytes | None
+    corrections: tuple[Correction, ...]
+
+
 def _event_refs(blocks: Mapping[int, tuple[bytes, int]]) -> RefMaker:
     """Evidence for stored rows: ref(event id, tx hash, block, log index, actor), the block's
     hash and time from ``blocks`` (number -> (hash, timestamp))."""
@@ -148,6 +177,23 @@ def _event_refs(blocks: Mapping[int, tuple[bytes, int]]) -> RefMaker:
         return EventRef(event_id, tx, block, block_hash, index, timestamp, actor)
 
     return ref
+
+
+def _corrections(rows: Iterable[Sequence[Any]], ref: RefMaker) -> dict[bytes, list[Correction]]:
+    """Stored correction rows (tx, index, block, event id, target, actor, reason, corrective)
+    by the event they correct."""
+    found: dict[bytes, list[Correction]] = defaultdict(list)
+    for tx, index, block, eid, target, actor, reason, corrective in rows:
+        raw = bytes(corrective)
+        found[bytes(target)].append(
+            Correction(
+                bytes(target),
+                reason,
+                tuple(raw[i : i + 32] for i in range(0, len(raw), 32)),
+                ref(eid, tx, block, index, actor),
+            )
+        )
+    return found
 
 
 def _country(value: bytes) -> str:
@@ -304,16 +350,8 @@ class SqliteStore(storage.Database):
             events.append((kind, None, ref(eid, tx, block, index, actor)))
         if not events:
             return []
-        change_rows, certification_rows = self._participant_rows(
-            conn, {event.actor for _, _, event in events}
-        )
-        history_blocks = self._block_rows(
-            conn, {r[2] for r in change_rows} | {r[2] for r in certification_rows}
-        )
         participants = Participants(
-            self._participants(
-                change_rows, certification_rows, _event_refs(history_blocks)
-            ).values()
+            self._histories(conn, {event.actor for _, _, event in events}).values()
         )
         return [
             (e.tx_hash, e.log_index, e.block_number, e.event_id, code, kind, lot, e.actor)
@@ -630,17 +668,7 @@ class SqliteStore(storage.Database):
             handoffs[lot].append(
                 Handoff(lot, kind, sender, recipient, ref(eid, tx, block, index, actor))
             )
-        corrections: dict[bytes, list[Correction]] = defaultdict(list)
-        for tx, index, block, eid, target, actor, reason, corrective in correction_rows:
-            raw = bytes(corrective)
-            corrections[target].append(
-                Correction(
-                    target,
-                    reason,
-                    tuple(raw[i : i + 32] for i in range(0, len(raw), 32)),
-                    ref(eid, tx, block, index, actor),
-                )
-            )
+        corrections = _corrections(correction_rows, ref)
         firsts: dict[tuple[str, LapseCode], tuple[Lapse, int]] = {}
         lasts: dict[tuple[str, LapseCode], Lapse] = {}
         for tx, index, block, eid, code, kind, lot, actor, size, first, _ in lapse_rows:
@@ -695,6 +723,16 @@ class SqliteStore(storage.Database):
             "ON c.account = q.account ORDER BY c.block_number, c.log_index"
         ).fetchall()
         return changes, certifications
+
+    def _histories(
+        self, conn: sqlite3.Connection, accounts: Iterable[str]
+    ) -> dict[str, ParticipantHistory]:
+        """The accreditation and certification histories of ``accounts``, with evidence."""
+        change_rows, certification_rows = self._participant_rows(conn, accounts)
+        blocks = self._block_rows(
+            conn, {r[2] for r in change_rows} | {r[2] for r in certification_rows}
+        )
+        return self._participants(change_rows, certification_rows, _event_refs(blocks))
 
     @staticmethod
     def _participants(
@@ -792,6 +830,95 @@ class SqliteStore(storage.Database):
                 "INSERT INTO q_steps SELECT event_id FROM productions WHERE lot = ?", (lot,)
             )
             return self._graph(conn).lots.get(lot)
+
+    def history(self, lot: bytes) -> list[LotEvent]:
+        """Every event that touched ``lot``, in chain order (empty when the lot is unknown)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT block_number, log_index, tx_hash, event_id, actor, 'commission', "
+                "quantity, NULL, NULL, NULL, NULL, NULL FROM commissions WHERE lot = ?1 "
+                "UNION ALL SELECT p.block_number, p.log_index, p.tx_hash, p.event_id, p.actor, "
+                "'produce', p.quantity, NULL, NULL, p.event_id, s.kind, s.passport "
+                "FROM productions p JOIN steps s ON s.event_id = p.event_id WHERE p.lot = ?1 "
+                "UNION ALL SELECT block_number, log_index, tx_hash, event_id, "
+                "CASE WHEN kind IN ('ship', 'recall') THEN sender ELSE recipient END, kind, "
+                "NULL, NULL, CASE WHEN kind = 'ship' THEN recipient ELSE sender END, NULL, NULL, "
+                "NULL FROM handoffs WHERE lot = ?1 "
+                "UNION ALL SELECT c.block_number, c.log_index, c.tx_hash, c.event_id, c.actor, "
+                "'consume', c.quantity, c.remaining, NULL, c.event_id, s.kind, s.passport "
+                "FROM consumptions c JOIN steps s ON s.event_id = c.event_id WHERE c.lot = ?1 "
+                "ORDER BY 1, 2",
+                (lot,),
+            ).fetchall()
+            ids = {r[3] for r in rows}
+            correction_rows = [
+                row
+                for event_id in ids
+                for row in conn.execute(
+                    "SELECT tx_hash, log_index, block_number, event_id, target, actor, reason, "
+                    "corrective FROM corrections WHERE target = ? "
+                    "ORDER BY block_number, log_index",
+                    (event_id,),
+                )
+            ]
+            ref = _event_refs(
+                self._block_rows(conn, {r[0] for r in rows} | {r[2] for r in correction_rows})
+            )
+        corrections = _corrections(correction_rows, ref)
+        return [
+            LotEvent(
+                kind,
+                ref(eid, tx, block, index, actor),
+                None if quantity is None else int(quantity),
+                None if remaining is None else int(remaining),
+                counterparty,
+                None if step is None else bytes(step),
+                step_kind,
+                None if passport is None else bytes(passport),
+                tuple(corrections.get(bytes(eid), ())),
+            )
+            for (
+                block,
+                index,
+                tx,
+                eid,
+                actor,
+                kind,
+                quantity,
+                remaining,
+                counterparty,
+                step,
+                step_kind,
+                passport,
+            ) in rows
+        ]
+
+    def participants(self, accounts: Sequence[str] | None = None) -> dict[str, ParticipantHistory]:
+        """The histories of ``accounts`` (checksummed), or of every participant ever accredited
+        or certified, by account."""
+        with self._read() as conn:
+            if accounts is None:
+                accounts = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT account FROM participant_changes UNION "
+                        "SELECT account FROM certifications"
+                    )
+                ]
+            return self._histories(conn, accounts)
+
+    def bound(self, passport: bytes) -> bool:
+        """Whether the index holds the passport's binding."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM steps WHERE passport = ?", (passport,)
+            ).fetchone()
+        return row is not None
+
+    def attestations(self, passport: bytes) -> tuple[Attestation, ...]:
+        """Auditors' attestations of the passport, in chain order."""
+        with self._read() as conn:
+            return self._attestations(conn, [passport]).get(passport, ())
 
     def passports(self) -> list[bytes]:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Literal
 
 from mine2cell import __version__
 from mine2cell.index.store import Store
@@ -24,13 +25,18 @@ def variant(high_risk_countries: frozenset[str]) -> str:
 
 
 def passport_document(
-    store: Store, passport: bytes, *, high_risk_countries: frozenset[str]
+    store: Store,
+    passport: bytes,
+    *,
+    high_risk_countries: frozenset[str],
+    part: Literal["report", "summary"] = "report",
 ) -> bytes | None:
-    """The passport's provenance report (``PassportProvenance.to_json()``) as compact JSON, from
-    the index when it is there, else computed and kept; None when the passport is not bound.
-    ``as_of`` in it is when it was computed."""
+    """The passport's provenance report (``PassportProvenance.to_json()``), or with
+    ``part="summary"`` its public summary (``public_summary().to_json()``), as compact JSON, from
+    the index when it is there, else computed and kept (both parts at once); None when the
+    passport is not bound. ``as_of`` in the report is when it was computed."""
     kind = variant(high_risk_countries)
-    document = store.report(passport, kind)
+    document = store.report(passport, _PARTS[part] + kind)
     if document is not None:
         return document
     epoch = store.report_epoch()  # before the graph: an invalidation after it voids the save
@@ -40,6 +46,17 @@ def passport_document(
     report = passport_provenance(
         graph, passport, high_risk_countries=high_risk_countries, now=int(time.time())
     )
-    document = json.dumps(report.to_json(), separators=(",", ":")).encode()
-    store.save_report(passport, kind, document, epoch)
-    return document
+    documents = {
+        "report": _compact(report.to_json()),
+        "summary": _compact(report.public_summary().to_json()),
+    }
+    for name, body in documents.items():
+        store.save_report(passport, _PARTS[name] + kind, body, epoch)
+    return documents[part]
+
+
+_PARTS = {"report": "", "summary": "summary "}
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

@@ -575,7 +575,7 @@ _WORDS: dict[EventKind, str] = {
     "transform": "transformation",
     "bind": "passport binding",
 }
-_CORRECTION_REASONS = {1: "did not occur", 2: "incorrect data"}
+CORRECTION_REASONS = {1: "did not occur", 2: "incorrect data"}
 _FLAG_ORDER: dict[FlagCode, int] = {
     "high-risk-origin": 0,
     "certification-missing": 1,
@@ -643,7 +643,7 @@ def _correction_flags(
     what = _WORDS[kind]
     subject = f"{what} {show_id(lot)}" if lot is not None else what
     for correction in graph.corrections.get(event.event_id, ()):
-        reason = _CORRECTION_REASONS.get(correction.reason, f"reason {correction.reason}")
+        reason = CORRECTION_REASONS.get(correction.reason, f"reason {correction.reason}")
         corrective = ", ".join("0x" + c.hex() for c in correction.corrective) or "none"
         yield Flag(
             "corrected-event",

@@ -175,6 +175,34 @@ def _python_value(field: str, value: object, sol_type: str) -> Any:
     raise AssertionError(f"unhandled type {sol_type}")  # pragma: no cover - FIELDS are fixed
 
 
+def operation_type(kind: object) -> type[Operation]:
+    """The operation class named by a document's ``type``."""
+    op_type = OPERATIONS_BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if op_type is None:
+        known = ", ".join(OPERATIONS_BY_TYPE)
+        raise InvalidInput("type", f"{kind!r} is not an operation type; one of {known}")
+    return op_type
+
+
+def parse_fields(op_type: type[Operation], message: object) -> dict[str, Any]:
+    """The operation's own fields in an unsigned ``message`` (no actor, nonce or deadline: the
+    signer fills those), by their Python names; fields left out are left out. Raises
+    InvalidInput naming ``message.<field>``."""
+    if not isinstance(message, dict):
+        raise InvalidInput("message", "must be an object with the operation's fields")
+    names = {sol: (py, sol_type) for py, sol, sol_type in op_type.FIELDS}
+    unknown = sorted(message.keys() - names.keys())
+    if unknown:
+        known = ", ".join(names) or "none"
+        raise InvalidInput(
+            f"message.{unknown[0]}", f"is not a field of {op_type.PRIMARY} (its fields: {known})"
+        )
+    return {
+        names[sol][0]: _python_value(f"message.{sol}", value, names[sol][1])
+        for sol, value in message.items()
+    }
+
+
 def from_document(document: object, domain: Domain) -> tuple[SignedOperation, bytes]:
     """Parse a signed-operation document into the operation and its correction proof (empty when
     absent). The event id is computed for ``domain``; a document's own ``eventId`` is only
@@ -182,10 +210,7 @@ def from_document(document: object, domain: Domain) -> tuple[SignedOperation, by
     if not isinstance(document, dict):
         raise InvalidInput("document", "must be a JSON object with type, message and signature")
     kind = document.get("type")
-    op_type = OPERATIONS_BY_TYPE.get(kind) if isinstance(kind, str) else None
-    if op_type is None:
-        known = ", ".join(OPERATIONS_BY_TYPE)
-        raise InvalidInput("type", f"{kind!r} is not an operation type; one of {known}")
+    op_type = operation_type(kind)
     message = document.get("message")
     if not isinstance(message, dict):
         raise InvalidInput("message", "must be an object with the operation's fields")
