@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from eth_utils import keccak
 from rich.console import Console
@@ -403,6 +404,13 @@ def _provenance(run: DemoRun, settings: Settings, w3: Web3, console: Console) ->
                 f"{run.audit_report}",
                 highlight=False,
             )
+        console.print(
+            f"Its passport page: mine2cell serve, then open "
+            f"http://127.0.0.1:8000/passports/{quote(first, safe='')} (the public tier; for the "
+            "facility and volume detail, `mine2cell token create --read NAME` and open the page "
+            "with ?token=...)",
+            highlight=False,
+        )
     finally:
         store.close()
 

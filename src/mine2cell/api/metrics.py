@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mine2cell.api.access import ReadToken
+from mine2cell.api.problems import PROBLEMS
 from mine2cell.relay.outbox import Batch
 
 if TYPE_CHECKING:
@@ -77,9 +78,15 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self._state: _State | None = None
 
     def watch(self, runtime: Runtime) -> None:
-        self.registry.register(_State(runtime))
+        # An app started again (its lifespan run twice, as test clients do) reports on its new
+        # runtime only: the old one's outbox and index are closed, and reading them is a 500.
+        if self._state is not None:
+            self.registry.unregister(self._state)
+        self._state = _State(runtime)
+        self.registry.register(self._state)
 
     def on_stage(self, stage: str, batch: Batch) -> None:
         if stage == "stored":  # once per batch, when it is signed and about to be sent
@@ -107,7 +114,7 @@ def _route(request: Request) -> str:
     "/metrics",
     summary="Prometheus metrics (text exposition format).",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: PROBLEMS[401]},
 )
 def metrics(request: Request, _: ReadToken) -> Response:
     found: Metrics = request.app.state.metrics

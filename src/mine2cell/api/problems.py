@@ -45,8 +45,13 @@ class Problem(BaseModel):
 
 
 # The problem responses a route may give, for its OpenAPI description.
+# ``model`` registers the Problem schema but documents it for application/json only; the media
+# type problems are served with needs it too, or no client or checker holds them to it.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}}
+    status: {
+        "model": Problem,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
     for status in (401, 403, 404, 422, 503)
 }
 
