@@ -70,7 +70,7 @@ def health() -> dict[str, str]:
     "/ready", summary="Readiness: the node answers and the index keeps up.", responses=PROBLEMS
 )
 def ready(request: Request) -> dict[str, Any]:
-    service = _service(request)
+    service = service_of(request)
     try:
         head = service.w3.eth.block_number
     except Exception as exc:  # any transport failure means the node is not reachable
@@ -107,7 +107,7 @@ def submit(
         ),
     ],
 ) -> JSONResponse:
-    service = _service(request)
+    service = service_of(request)
     return accepted_response(intake.accept_document(service.outbox, service.ledger, document))
 
 
@@ -130,7 +130,7 @@ def operation(
     request: Request,
     event_id: Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="The event id.")],
 ) -> dict[str, Any]:
-    service = _service(request)
+    service = service_of(request)
     status = service.outbox.status(bytes.fromhex(event_id[2:]))
     if status is None:
         raise NotFound(f"no operation {event_id} was submitted here", "event_id")
@@ -147,7 +147,7 @@ def operation(
     responses=PROBLEMS,
 )
 def provenance(request: Request, passport: IdText, _: ReadToken) -> Response:
-    service = _service(request)
+    service = service_of(request)
     passport_id = passport_of(service, passport)
     document = kept_report(service, passport_id)
     return Response(document, media_type="application/json")
@@ -185,9 +185,3 @@ def passport_attestations(request: Request, passport: IdText) -> dict[str, Any]:
         "passport": labelled(passport_id),
         "attestations": [attestation_json(a) for a in service.store().attestations(passport_id)],
     }
-
-
-# Older names, for modules written against them.
-_service = service_of
-_passport = passport_of
-_kept_report = kept_report
