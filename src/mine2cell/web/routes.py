@@ -10,7 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from mine2cell.access.tokens import TokenStore
 from mine2cell.api.access import COOKIE, read_access
-from mine2cell.api.problems import NotFound
+from mine2cell.api.problems import PROBLEMS, NotFound
 from mine2cell.api.routes import kept_report, passport_of, service_of
 from mine2cell.errors import ConfigurationError, InvalidInput, NodeError
 from mine2cell.ids import parse_id, show_id
@@ -31,6 +31,19 @@ router = APIRouter(tags=["passport page"])
 log = logging.getLogger("mine2cell.web")
 
 MAX_ID_LENGTH = 200
+
+# The error pages, for the OpenAPI description; the QR codes' scale is checked by FastAPI, whose
+# refusal is a problem like the API's.
+_HTML: dict[str, Any] = {"text/html": {}}
+PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such passport is bound (a page).", "content": _HTML},
+    422: {"description": "Not a passport id (a page).", "content": _HTML},
+    503: {"description": "The ledger cannot be read, or not yet (a page).", "content": _HTML},
+}
+QR_ERRORS = {
+    **PAGE_ERRORS,
+    422: {**PROBLEMS[422], "content": {**PROBLEMS[422]["content"], **_HTML}},
+}
 
 
 class _PageError(Exception):
@@ -129,6 +142,7 @@ def _participants(service: Service, report: Report) -> dict[str, Participant]:
     "/passports/{passport}",
     name="passport_page",
     response_class=HTMLResponse,
+    responses=PAGE_ERRORS,
     summary="The battery-passport page (HTML): public tier, or detail with a read token.",
 )
 def passport_page(
@@ -216,7 +230,7 @@ Scale = Annotated[
     "/passports/{passport}/qr.svg",
     summary="The QR code of the passport page's address, as SVG (for the battery's label).",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}},
+    responses={200: {"content": {"image/svg+xml": {}}}, **QR_ERRORS},
 )
 def passport_qr_svg(request: Request, passport: str, scale: Scale = qr.PNG_SCALE) -> Response:
     def render() -> Response:
@@ -238,7 +252,7 @@ def passport_qr_svg(request: Request, passport: str, scale: Scale = qr.PNG_SCALE
     "/passports/{passport}/qr.png",
     summary="The QR code of the passport page's address, as PNG (for the battery's label).",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, **QR_ERRORS},
 )
 def passport_qr_png(request: Request, passport: str, scale: Scale = qr.PNG_SCALE) -> Response:
     def render() -> Response:
