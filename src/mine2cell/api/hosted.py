@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse
 
+from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken, require_hosted
 from mine2cell.api.problems import PROBLEMS
 from mine2cell.api.routes import accepted_response, service_of
@@ -21,7 +22,8 @@ router = APIRouter(prefix="/v1", tags=["operations"])
     "/hosted/{key}/operations",
     status_code=202,
     summary="Have the service sign an operation with the hosted key `key` (hosted token only).",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, 202: {"model": schemas.Accepted, "description": "Accepted"}},
 )
 def hosted_operation(
     request: Request,

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken
 from mine2cell.api.problems import PROBLEMS, NotFound
 from mine2cell.api.routes import IdText, service_of
@@ -31,7 +32,12 @@ def _lot(request: Request, text: str) -> bytes:
     return lot
 
 
-@router.get("/lots/{lot}", summary="A lot's current state on the ledger.", responses=PROBLEMS)
+@router.get(
+    "/lots/{lot}",
+    summary="A lot's current state on the ledger.",
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.LotState)},
+)
 def lot_state(request: Request, lot: IdText, _: ReadToken) -> dict[str, Any]:
     service = service_of(request)
     lot_id = parse_id(lot, "lot")
@@ -81,7 +87,8 @@ def _event_json(item: LotEvent) -> dict[str, Any]:
 @router.get(
     "/lots/{lot}/history",
     summary="Every event that touched the lot, in chain order, with its on-chain evidence.",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.LotHistory)},
 )
 def lot_history(request: Request, lot: IdText, _: ReadToken) -> dict[str, Any]:
     lot_id = _lot(request, lot)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Path, Query, Request
 
+from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken
 from mine2cell.api.problems import PROBLEMS, NotFound
 from mine2cell.api.routes import service_of
@@ -71,7 +72,8 @@ def participant_json(history: ParticipantHistory, now: int) -> dict[str, Any]:
     "/participants",
     summary="Every participant ever accredited or certified, with roles, facility, country and "
     "certifications.",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.Participants)},
 )
 def participants(
     request: Request,
@@ -102,7 +104,8 @@ def participants(
     "/participants/{account}",
     summary="One participant: roles, facility, country, certifications and their validity, and "
     "the history of its accreditation.",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.Participant)},
 )
 def participant(
     request: Request,

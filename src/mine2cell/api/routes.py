@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.responses import JSONResponse
 
+from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken
 from mine2cell.api.problems import PROBLEMS, NotFound
 from mine2cell.errors import NodeError
@@ -61,13 +62,21 @@ def kept_report(service: Service, passport: bytes) -> bytes:
     return document
 
 
-@router.get("/health", summary="Liveness: the process answers.")
+@router.get(
+    "/health",
+    summary="Liveness: the process answers.",
+    response_model=None,
+    responses=schemas.ok(schemas.Health),
+)
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
-    "/ready", summary="Readiness: the node answers and the index keeps up.", responses=PROBLEMS
+    "/ready",
+    summary="Readiness: the node answers and the index keeps up.",
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.Ready)},
 )
 def ready(request: Request) -> dict[str, Any]:
     service = service_of(request)
@@ -95,7 +104,8 @@ def ready(request: Request) -> dict[str, Any]:
     "/operations",
     status_code=202,
     summary="Submit an operation signed by its participant (an EIP-712 document).",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, 202: {"model": schemas.Accepted, "description": "Accepted"}},
 )
 def submit(
     request: Request,
@@ -124,7 +134,8 @@ def accepted_response(accepted: Accepted) -> JSONResponse:
 @router.get(
     "/operations/{event_id}",
     summary="Where an operation is: pending, submitted, confirmed or rejected.",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.OperationStatus)},
 )
 def operation(
     request: Request,
@@ -157,7 +168,8 @@ def provenance(request: Request, passport: IdText, _: ReadToken) -> Response:
     "/passports/{passport}/summary",
     summary="The public summary (schema mine2cell.provenance-summary/1): shares by element and "
     "country, recycled content, footprint, flag counts.",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.Summary)},
 )
 def summary(request: Request, passport: IdText) -> Response:
     service = service_of(request)
@@ -176,7 +188,8 @@ def summary(request: Request, passport: IdText) -> Response:
 @router.get(
     "/passports/{passport}/attestations",
     summary="Auditors' attestations of the passport.",
-    responses=PROBLEMS,
+    response_model=None,
+    responses={**PROBLEMS, **schemas.ok(schemas.Attestations)},
 )
 def passport_attestations(request: Request, passport: IdText) -> dict[str, Any]:
     service = service_of(request)
