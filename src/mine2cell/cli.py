@@ -358,6 +358,10 @@ participant_app = typer.Typer(
     help="The governor accredits, revokes and certifies participants.", no_args_is_help=True
 )
 app.add_typer(participant_app, name="participant")
+export_app = typer.Typer(
+    help="Export ledger events in interchange formats (GS1 EPCIS 2.0, ...).", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
 
 
 @lot_app.command("commission")
@@ -855,7 +859,12 @@ def submit(
 @app.command("import")
 def import_csv(
     file: Annotated[
-        Path, typer.Argument(help="CSV file of lot events.", exists=True, dir_okay=False)
+        Path,
+        typer.Argument(
+            help="CSV file of lot events, or a GS1 EPCIS 2.0 document (.jsonld, .json).",
+            exists=True,
+            dir_okay=False,
+        ),
     ],
     as_: As,
     data_dir: DataDir = None,
@@ -866,8 +875,13 @@ def import_csv(
 ) -> None:
     """Log many lot events at once. Columns: action (commission|ship|receive|reject|recall),
     lot, material, quantity, feedstock, footprint, recipient, document. Rows with errors are
-    reported by line and skipped; the others go through."""
+    reported by line and skipped; the others go through. An EPCIS 2.0 document (.jsonld or .json)
+    is captured event by event (see `mine2cell.interop.capture`): each event is signed by --as or
+    refused with the reason; capturing a document again records nothing twice."""
     opts = _Options(data_dir, rpc_url, ledger, passphrase_file, json_out)
+    if file.suffix.lower() in (".jsonld", ".json"):
+        _import_epcis(opts, file, as_)
+        return
     try:
         rows, results = read_rows(file)
         with _service(opts) as service:
@@ -892,6 +906,52 @@ def import_csv(
             _print_import(service, results, as_json=json_out)
             if any(r.error or (r.status and r.status.state is State.REJECTED) for r in results):
                 raise typer.Exit(code=1)
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+def _import_epcis(opts: _Options, file: Path, key: str) -> None:
+    """Capture an EPCIS 2.0 document signed by ``key``, wait for its operations, print per
+    event what became of it; exit 1 when any event was refused or rejected."""
+    from mine2cell.interop import capture as capturing
+
+    try:
+        try:
+            text = file.read_bytes()
+        except OSError as exc:
+            raise InvalidInput("file", f"cannot read {file}: {exc.strerror}") from None
+        document = capturing.load(text)
+        with _service(opts) as service:
+            outcomes = capturing.capture(
+                document, service.ledger, service.outbox, service.signer(key)
+            )
+            ids = [o.event_id for o in outcomes if o.event_id is not None]
+            statuses = service.settle(ids) if ids else {}
+            outcomes = list(capturing.settled(outcomes, statuses))
+        failed = [
+            o
+            for o in outcomes
+            if o.result == "rejected" or (o.status is not None and o.status.state is State.REJECTED)
+        ]
+        if opts.json:
+            print(json.dumps([o.as_json() for o in outcomes], indent=2))
+        else:
+            for o in failed:
+                name = o.epcis_event_id or f"event {o.index}"
+                where = f" at {o.field}" if o.field else ""
+                reason = o.reason or (o.status.reason if o.status is not None else "")
+                err_console.print(f"{name}: rejected{where}: {reason}", highlight=False)
+            tally = capturing.counts(outcomes)
+            confirmed = sum(
+                1 for o in outcomes if o.status is not None and o.status.state is State.CONFIRMED
+            )
+            console.print(
+                f"{confirmed} events confirmed, {tally['duplicate']} already captured, "
+                f"{len(failed)} refused, of {len(outcomes)}",
+                highlight=False,
+            )
+        if failed:
+            raise typer.Exit(code=1)
     except Mine2CellError as exc:
         raise _fail(exc) from None
 
@@ -1264,6 +1324,184 @@ def serve(
     # would end the process with status -15 (143 in a shell): a completed stop exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@export_app.command("untp")
+def export_untp(
+    lot: Annotated[
+        str | None, typer.Option("--lot", help="A lot: the events of its history.")
+    ] = None,
+    passport: Annotated[
+        str | None,
+        typer.Option("--passport", help="A passport: the events of its upstream chain."),
+    ] = None,
+    dpp: Annotated[
+        bool,
+        typer.Option(
+            "--dpp",
+            help="The passport's Digital Product Passport (materials by origin country with "
+            "mass and recycled fractions, footprint) instead of its events.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the document to this file.", dir_okay=False),
+    ] = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+) -> None:
+    """UN Transparency Protocol documents: Digital Traceability Events of a lot or of a
+    passport's chain, each with its on-chain evidence, or with --dpp the traceability and
+    material-provenance part of a passport's Digital Product Passport (W3C credentials)."""
+    from mine2cell.interop.untp import (
+        LedgerRef,
+        document_bytes,
+        lot_dte,
+        passport_dpp,
+        passport_dte,
+    )
+
+    opts = _Options(data_dir, rpc_url, ledger, None, True)
+    try:
+        if (lot is None) == (passport is None):
+            raise InvalidInput("lot", "give either --lot LOT or --passport PASSPORT")
+        if dpp and passport is None:
+            raise InvalidInput("dpp", "a DPP is a passport's: give --passport PASSPORT")
+        with _service(opts) as service:
+            _sync(service, quiet=True)
+            store = service.store()
+            source = LedgerRef(service.ledger.domain.chain_id, service.ledger.address)
+            if lot is not None:
+                lot_id = parse_id(lot, "lot")
+                document = lot_dte(store, lot_id, ledger=source)
+                if document is None:
+                    raise InvalidInput(
+                        "lot", f"lot {show_id(lot_id)} is not in the index of this ledger"
+                    )
+            else:
+                assert passport is not None
+                passport_id = parse_id(passport, "passport")
+                document = (
+                    passport_dpp(
+                        store,
+                        passport_id,
+                        ledger=source,
+                        high_risk_countries=service.settings.high_risk_country_set,
+                    )
+                    if dpp
+                    else passport_dte(store, passport_id, ledger=source)
+                )
+                if document is None:
+                    raise InvalidInput(
+                        "passport", f"passport {show_id(passport_id)} is not bound on this ledger"
+                    )
+        body = document_bytes(document)
+        if output is None:
+            print(body.decode())
+            return
+        try:
+            output.write_bytes(body)
+        except OSError as exc:
+            raise InvalidInput("output", f"cannot write {output}: {exc.strerror}") from None
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
+
+
+@export_app.command("epcis")
+def export_epcis(
+    lot: Annotated[str | None, typer.Option("--lot", help="A lot: its history.")] = None,
+    passport: Annotated[
+        str | None,
+        typer.Option("--passport", help="A passport: every event of its upstream chain."),
+    ] = None,
+    participant: Annotated[
+        str | None,
+        typer.Option(
+            "--participant",
+            help="A participant (address or key name): the events it signed or was a party to.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="With --participant: events at or after this time (YYYY-MM-DD, UTC)."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--to", help="With --participant: events before this time (YYYY-MM-DD)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the document to this file.", dir_okay=False),
+    ] = None,
+    data_dir: DataDir = None,
+    rpc_url: RpcUrl = None,
+    ledger: Ledger = None,
+) -> None:
+    """A GS1 EPCIS 2.0 document (JSON-LD) of a lot, of a passport's whole upstream chain, or of a
+    participant's events in a time range, each event with its on-chain evidence."""
+    from mine2cell.interop.epcis import LedgerRef, document
+    from mine2cell.interop.records import (
+        lot_records,
+        parse_instant,
+        participant_scope,
+        passport_records,
+    )
+
+    opts = _Options(data_dir, rpc_url, ledger, None, True)
+    try:
+        if sum(x is not None for x in (lot, passport, participant)) != 1:
+            raise InvalidInput("lot", "give one of --lot, --passport or --participant")
+        if participant is None and (since is not None or until is not None):
+            raise InvalidInput("from", "--from and --to bound a --participant export")
+        start = parse_instant(since, "from") if since is not None else 0
+        end = parse_instant(until, "to") if until is not None else None
+        with _service(opts) as service:
+            _sync(service, quiet=True)
+            store = service.store()
+            if lot is not None:
+                lot_id = parse_id(lot, "lot")
+                records = lot_records(store, lot_id)
+                if records is None:
+                    raise InvalidInput(
+                        "lot", f"lot {show_id(lot_id)} is not in the index of this ledger"
+                    )
+            elif passport is not None:
+                passport_id = parse_id(passport, "passport")
+                records = passport_records(store, passport_id)
+                if records is None:
+                    raise InvalidInput(
+                        "passport", f"passport {show_id(passport_id)} is not bound on this ledger"
+                    )
+            else:
+                assert participant is not None
+                account = service.account(participant)
+                if account not in store.participants([account]):
+                    raise InvalidInput(
+                        "participant", f"{account} was never accredited on this ledger"
+                    )
+                records = participant_scope(
+                    store,
+                    service.w3,
+                    service.ledger.address,
+                    account,
+                    from_block=service.deployment_block(),
+                    since=start,
+                    until=end,
+                )
+            source = LedgerRef(service.ledger.domain.chain_id, service.ledger.address)
+            body = json.dumps(document(records, source, created=int(time.time())), indent=2)
+        if output is None:
+            print(body)
+            return
+        try:
+            output.write_text(body + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput("output", f"cannot write {output}: {exc.strerror}") from None
+    except Mine2CellError as exc:
+        raise _fail(exc) from None
 
 
 token_app = typer.Typer(

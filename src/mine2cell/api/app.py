@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from mine2cell import __version__
 from mine2cell.access.tokens import TokenStore
-from mine2cell.api import audits, hosted, lots, participants, problems, routes
+from mine2cell.api import audits, epcis, hosted, lots, participants, problems, routes, untp
 from mine2cell.api import metrics as metrics_routes
 from mine2cell.api.metrics import Metrics
 from mine2cell.config import Settings
@@ -112,7 +112,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    for module in (routes, lots, participants, audits, hosted, metrics_routes):
+    for module in (routes, lots, participants, audits, hosted, epcis, metrics_routes, untp):
         app.include_router(module.router)
     app.include_router(web_router)
     return app
