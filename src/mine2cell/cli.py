@@ -1315,9 +1315,16 @@ def serve(
     """Serve the HTTP API (/v1, OpenAPI at /docs): relays the outbox and follows the chain."""
     opts = _Options(data_dir, rpc_url, ledger, passphrase_file, False)
     settings = opts.settings()
-    passphrase = _passphrase(settings, passphrase_file, confirm=False)
     try:
-        application = create_app(settings, passphrase=lambda: passphrase)
+        # Asked before the server starts when the relayer's key is here; without it the service
+        # serves reads only and asks only if it must create keys (a first deployment).
+        if _keystore(settings).has(settings.relayer_key):
+            passphrase = _passphrase(settings, passphrase_file, confirm=False)
+            application = create_app(settings, passphrase=lambda: passphrase)
+        else:
+            application = create_app(
+                settings, passphrase=lambda: _passphrase(settings, passphrase_file, confirm=True)
+            )
     except Mine2CellError as exc:
         raise _fail(exc) from None
     # uvicorn stops gracefully on SIGTERM, then raises the signal again, whose default action

@@ -405,7 +405,7 @@ def _provenance(run: DemoRun, settings: Settings, w3: Web3, console: Console) ->
                 highlight=False,
             )
         console.print(
-            f"Its passport page: mine2cell serve, then open "
+            f"Its passport page: mine2cell serve --ledger {ledger.address}, then open "
             f"http://127.0.0.1:8000/passports/{quote(first, safe='')} (the public tier; for the "
             "facility and volume detail, `mine2cell token create --read NAME` and open the page "
             "with ?token=...)",

@@ -207,6 +207,10 @@ class Service:
             self._signers[name] = self.keystore.signer(name, self.passphrase())
         return self._signers[name]
 
+    def has_key(self, name: str) -> bool:
+        """Whether the data directory holds the key file ``name`` (no passphrase needed)."""
+        return self.keystore.has(name)
+
     def account(self, text: str, field: str = "participant") -> ChecksumAddress:
         """An address given as 0x... or as the name of a key file."""
         if is_address(text):

@@ -334,3 +334,33 @@ def test_cors_admits_only_the_named_origins(open_to_portal: TestClient) -> None:
 
     assert allowed.headers["access-control-allow-origin"] == "https://portal.example"
     assert "access-control-allow-origin" not in other.headers
+
+
+# -- a service without the relayer's key -----------------------------------------------------------
+
+
+@pytest.fixture
+def read_only(template: Template, tmp_path: Path) -> Iterator[TestClient]:
+    """The recorded chain served from a data directory without the relayer's key file, as a
+    reader's replica or a demo's data directory is."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(template.data_dir, data_dir)
+    (data_dir / "keys" / "relayer.json").unlink()
+    settings = Settings(data_dir=data_dir, rpc_url=None, ledger_address=template.ledger)
+
+    def no_passphrase() -> str:
+        raise AssertionError("a read-only service must not ask for a passphrase")
+
+    with TestClient(create_app(settings, passphrase=no_passphrase)) as client:
+        yield client
+
+
+def test_without_the_relayer_key_the_service_serves_reads_and_refuses_writes(
+    read_only: TestClient,
+) -> None:
+    summary = read_only.get("/v1/passports/PASS-1/summary")
+    refused = problem(read_only.post("/v1/operations", json={"type": "Ship"}), 503)
+
+    assert summary.status_code == 200
+    assert read_only.get("/v1/ready").json()["relaying"] is False
+    assert "reads only" in refused["detail"]

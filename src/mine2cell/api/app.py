@@ -35,6 +35,7 @@ class Runtime:
     service: Service
     tokens: TokenStore
     relaying: bool  # this process holds the outbox's relay lock
+    writable: bool = True  # the relayer's key is here: operations are accepted
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -62,9 +63,16 @@ def create_app(
         with Service(settings, passphrase=unlock, notify=log.info) as service:
             lock = RelayLock(service.lock_path())
             tokens = TokenStore(settings.access_db)
-            runtime = Runtime(service, tokens, relaying=lock.acquire())
+            writable = service.has_key(settings.relayer_key)
+            runtime = Runtime(service, tokens, writable and lock.acquire(), writable)
             metrics.watch(runtime)
-            if runtime.relaying:
+            if not writable:
+                log.warning(
+                    "no relayer key %r in %s: serving reads only; operations are refused",
+                    settings.relayer_key,
+                    settings.keys_dir,
+                )
+            elif runtime.relaying:
                 relay = service.relay(on_stage=metrics.on_stage)
                 relay.recover()
                 runtime.threads.append(

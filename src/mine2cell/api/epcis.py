@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from mine2cell.api.access import ReadToken, require_hosted
 from mine2cell.api.problems import PROBLEMS, FieldError, NotFound, problem
-from mine2cell.api.routes import IdText, passport_of, service_of
+from mine2cell.api.routes import IdText, passport_of, service_of, writing_service
 from mine2cell.errors import InvalidInput
 from mine2cell.ids import parse_id, show_id
 from mine2cell.interop import capture as capturing
@@ -189,8 +189,8 @@ async def epcis_capture(
 ) -> CaptureReport | JSONResponse:
     name = key or token.key_name or ""
     require_hosted(token, name)
+    service = writing_service(request)
     document = capturing.load(await request.body())
-    service = service_of(request)
 
     def run() -> list[capturing.EventOutcome]:
         return capturing.capture(document, service.ledger, service.outbox, service.signer(name))

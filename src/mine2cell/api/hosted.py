@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken, require_hosted
 from mine2cell.api.problems import PROBLEMS
-from mine2cell.api.routes import accepted_response, service_of
+from mine2cell.api.routes import accepted_response, writing_service
 from mine2cell.signing.codec import operation_type, parse_fields
 
 router = APIRouter(prefix="/v1", tags=["operations"])
@@ -43,5 +43,5 @@ def hosted_operation(
     require_hosted(token, key)
     op_type = operation_type(document.get("type"))
     fields = parse_fields(op_type, document.get("message"))
-    accepted = service_of(request).client(key).perform(op_type.PRIMARY, fields)
+    accepted = writing_service(request).client(key).perform(op_type.PRIMARY, fields)
     return accepted_response(accepted)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken
 from mine2cell.api.problems import PROBLEMS, NotFound
-from mine2cell.errors import NodeError
+from mine2cell.errors import ConfigurationError, NodeError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.provenance.documents import passport_document
 from mine2cell.provenance.report import attestation_json, labelled
@@ -34,6 +34,16 @@ IdText = Annotated[
 def service_of(request: Request) -> Service:
     service: Service = request.app.state.runtime.service
     return service
+
+
+def writing_service(request: Request) -> Service:
+    """The service, for a route that queues operations: refused when it serves reads only."""
+    if not request.app.state.runtime.writable:
+        raise ConfigurationError(
+            "this service serves reads only (no relayer key in its data directory); send "
+            "operations to a service that relays"
+        )
+    return service_of(request)
 
 
 def passport_of(service: Service, text: str) -> bytes:
@@ -117,7 +127,7 @@ def submit(
         ),
     ],
 ) -> JSONResponse:
-    service = service_of(request)
+    service = writing_service(request)
     return accepted_response(intake.accept_document(service.outbox, service.ledger, document))
 
 

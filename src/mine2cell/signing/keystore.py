@@ -57,6 +57,13 @@ class Keystore:
         # The scrypt cost: eth-account's default unless lowered for tests.
         self._scrypt_n = scrypt_n
 
+    def has(self, name: str) -> bool:
+        """Whether a key file ``name`` is here (a malformed name is not)."""
+        try:
+            return self._path(name).is_file()
+        except InvalidInput:
+            return False
+
     def _path(self, name: str) -> Path:
         if not _NAME.fullmatch(name):
             raise InvalidInput(
