@@ -62,6 +62,7 @@ from tests.index.handmade import (
     certified,
     commissioned,
     consumed,
+    document,
     event_id,
     handed,
     lot,
@@ -180,7 +181,7 @@ def expected_upstream_of_passport_1(sc: SupplyChain) -> Graph:
                 ref(logs["refine"], REFINER),
                 700,
                 (Consumed(ORE_CD, 600), Consumed(ORE_AU, 2000)),
-                (Produced(CAM, CAM_NMC, 2400),),
+                (Produced(CAM, CAM_NMC, 2400, document(f"assay {CAM.hex()}")),),
             ),
             BIND_1: Step(
                 "bind",
@@ -188,6 +189,7 @@ def expected_upstream_of_passport_1(sc: SupplyChain) -> Graph:
                 900,
                 (Consumed(CAM, 1000),),
                 passport=PASSPORT_1,
+                document_hash=document(f"bill of materials {PASSPORT_1.hex()}"),
             ),
         },
         consumers={ORE_CD: (REFINE,), ORE_AU: (REFINE,), CAM: (BIND_1,)},
@@ -675,7 +677,9 @@ class StoreContract:
         assert origin.footprint == UINT64_MAX
         assert graph.lots[out].quantity == UINT96_MAX
         assert graph.steps[step].inputs == (Consumed(ore, UINT96_MAX),)
-        assert graph.steps[step].outputs == (Produced(out, CAM_NMC, UINT96_MAX),)
+        assert graph.steps[step].outputs == (
+            Produced(out, CAM_NMC, UINT96_MAX, document(f"assay {out.hex()}")),
+        )
         assert graph.steps[step].footprint == UINT64_MAX
         assert graph.steps[binding].inputs == (Consumed(out, UINT96_MAX - 1),)
         assert graph.steps[binding].footprint == UINT64_MAX - 1

@@ -254,7 +254,7 @@ def test_sync_indexes_the_steps_with_the_quantities_they_consumed(cast: Cast, st
     assert graph is not None
     transform, binding = graph.steps[ops["transform"].event_id], graph.steps[ops["bind"].event_id]
     assert transform.inputs == (Consumed(ORE_CD, 600), Consumed(ORE_AU, 2000))
-    assert transform.outputs == (Produced(CAM, CAM_NMC, 2400),)
+    assert transform.outputs == (Produced(CAM, CAM_NMC, 2400, keccak(text="cam assay")),)
     assert (transform.kind, transform.footprint, transform.event.actor) == (
         "transform",
         700,

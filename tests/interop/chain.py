@@ -40,6 +40,8 @@ MEMBERS = (
     ("auditor", Role.AUDITOR, "BE-ANTWERP-AUDIT", "BE"),
 )
 ASSAY = keccak(text="assay of KOL-1")
+CERTIFICATE = keccak(text="certificate of analysis of SUL-1A")
+BATTERY_FILE = keccak(text="battery passport file")
 
 
 def lot(text: str) -> LotId:
@@ -164,7 +166,7 @@ def record(data_dir: Path) -> Recorded:
             refinery.transform(
                 [Input(lot("SUL-1"), 20_000_000)],
                 [
-                    Output(lot("SUL-1A"), sulfate, 15_000_000),
+                    Output(lot("SUL-1A"), sulfate, 15_000_000, CERTIFICATE),
                     Output(lot("SUL-1B"), sulfate, 5_000_000),
                 ],
                 footprint=120_000,
@@ -174,7 +176,12 @@ def record(data_dir: Path) -> Recorded:
         step("receive SUL-1A", cells.receive(lot("SUL-1A")))
         step(
             "bind",
-            cells.bind_passport(PASSPORT, [Input(lot("SUL-1A"), 45_000)], footprint=610_000),
+            cells.bind_passport(
+                PASSPORT,
+                [Input(lot("SUL-1A"), 45_000)],
+                footprint=610_000,
+                document_hash=BATTERY_FILE,
+            ),
         )
         # What the binding left of SUL-1A goes back to the refinery: it moves 14.955 t.
         step("ship SUL-1A back", cells.ship(lot("SUL-1A"), refinery_at))

@@ -19,7 +19,17 @@ from mine2cell.interop.epcis import CONTEXT, LedgerRef, document, participant_ur
 from mine2cell.interop.records import lot_records, passport_records
 from mine2cell.relay.outbox import State
 from mine2cell.service import Service
-from tests.interop.chain import PASSPORT, Recorded, cast_ledger, lot, opened, record, settle
+from tests.interop.chain import (
+    BATTERY_FILE,
+    CERTIFICATE,
+    PASSPORT,
+    Recorded,
+    cast_ledger,
+    lot,
+    opened,
+    record,
+    settle,
+)
 from tests.interop.epcis_support import assert_valid, comparable, events, ledger_logs
 
 pytestmark = pytest.mark.anvil
@@ -317,6 +327,9 @@ def test_export_capture_into_a_fresh_ledger_export_gives_the_same_events(
     assert_valid(imported)
     assert len(events(imported)) == len(events(exported)) == 19
     assert comparable(imported) == comparable(exported)
+    # The documents' hashes of an output and of the binding travel both ways.
+    for digest in (CERTIFICATE, BATTERY_FILE):
+        assert "0x" + digest.hex() in text and "0x" + digest.hex() in json.dumps(imported)
     # Only the evidence differs: another ledger, other transactions and event ids.
     assert {e["m2c:evidence"]["ledger"] for e in events(imported)} == {fresh.ledger.address}
     assert not {e["eventID"] for e in events(imported)} & {e["eventID"] for e in events(exported)}

@@ -207,7 +207,9 @@ class PassportChain:
                 if p.name == "LotConsumed"
             )
             outputs = tuple(
-                Produced(p.args["lot"], p.args["material"], p.args["quantity"])
+                Produced(
+                    p.args["lot"], p.args["material"], p.args["quantity"], p.args["documentHash"]
+                )
                 for p in parts
                 if p.name == "LotProduced"
             )
@@ -222,6 +224,7 @@ class PassportChain:
                 inputs,
                 outputs,
                 passport,
+                header.args["documentHash"] if bind else bytes(32),
             )
             if passport is not None:
                 passports[passport] = step_id

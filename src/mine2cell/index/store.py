@@ -572,12 +572,13 @@ class SqliteStore(storage.Database):
             "CROSS JOIN consumptions c ON c.event_id = q.id ORDER BY c.block_number, c.log_index"
         ).fetchall()
         outputs_rows = conn.execute(
-            "SELECT p.event_id, p.lot, p.material, p.quantity FROM q_steps q "
+            "SELECT p.event_id, p.lot, p.material, p.quantity, p.document_hash FROM q_steps q "
             "CROSS JOIN productions p ON p.event_id = q.id ORDER BY p.block_number, p.log_index"
         ).fetchall()
         step_rows = conn.execute(
             "SELECT s.tx_hash, s.log_index, s.block_number, s.event_id, s.kind, s.actor, "
-            "s.footprint, s.passport FROM q_steps q CROSS JOIN steps s ON s.event_id = q.id"
+            "s.footprint, s.passport, s.document_hash FROM q_steps q "
+            "CROSS JOIN steps s ON s.event_id = q.id"
         ).fetchall()
         # Lapses by signer and kind: how many, and the first and the last in chain order (an
         # aggregate's other columns come from the row of its min() or max()).
@@ -644,14 +645,14 @@ class SqliteStore(storage.Database):
             inputs[eid].append(Consumed(lot, int(qty)))
             consumers[lot].append(eid)
         outputs: dict[bytes, list[Produced]] = defaultdict(list)
-        for eid, lot, material, qty in outputs_rows:
+        for eid, lot, material, qty, doc in outputs_rows:
             quantity = int(qty)
-            outputs[eid].append(Produced(lot, material, quantity))
+            outputs[eid].append(Produced(lot, material, quantity, bytes(doc)))
             if lot in lot_ids:
                 lots[lot] = LotNode(lot, material, quantity, None, eid)
         steps: dict[bytes, Step] = {}
         passports: dict[bytes, bytes] = {}
-        for tx, index, block, eid, kind, actor, fp, passport in step_rows:
+        for tx, index, block, eid, kind, actor, fp, passport, doc in step_rows:
             steps[eid] = Step(
                 kind,
                 ref(eid, tx, block, index, actor),
@@ -659,6 +660,7 @@ class SqliteStore(storage.Database):
                 tuple(inputs[eid]),
                 tuple(outputs[eid]),
                 passport,
+                bytes(doc) if doc is not None else bytes(32),
             )
             if passport is not None:
                 passports[passport] = eid

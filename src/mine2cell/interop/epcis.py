@@ -60,12 +60,10 @@ nested objects take their keys from it through a scoped ``@vocab``):
 - ``ilmd`` of a commissioning: ``m2c:material``, ``m2c:feedstock`` (primary, pre-consumer,
   post-consumer), ``m2c:countryOfOrigin`` (ISO 3166-1 alpha-2), ``m2c:documentHash`` (of the
   off-chain document bundle, when one was recorded);
-- ``ilmd`` of a transformation: ``m2c:outputMaterials``: ``[{"lot": URI, "material": URI}]``;
+- ``ilmd`` of a transformation: ``m2c:outputMaterials``: ``[{"lot": URI, "material": URI,
+  "documentHash": 0x... when one was recorded}]``; a binding's ``m2c:documentHash``;
 - ``errorDeclaration``: ``m2c:declaredBy`` (the participant that declared it), ``m2c:evidence``.
 
-The index does not keep the document hashes of transformation outputs and bindings, so these are
-not exported; a capture document may still give them (``m2c:outputMaterials[].documentHash``,
-``m2c:documentHash`` on a binding).
 """
 
 from __future__ import annotations
@@ -322,6 +320,8 @@ class _Writer:
             assert step.passport is not None
             body["outputEPCList"] = [uri(step.passport, "passport")]
             body["bizStep"] = "assembling"
+            if any(step.document_hash):
+                body["m2c:documentHash"] = _hex(step.document_hash)
         else:
             body["outputQuantityList"] = [_grams(uri(o.lot), o.quantity) for o in step.outputs]
             body["bizStep"] = "commissioning"
@@ -333,7 +333,12 @@ class _Writer:
         if step.kind != "bind":
             body["ilmd"] = {
                 "m2c:outputMaterials": [
-                    {"lot": uri(o.lot), "material": material_uri(o.material)} for o in step.outputs
+                    {
+                        "lot": uri(o.lot),
+                        "material": material_uri(o.material),
+                        **({"documentHash": _hex(o.document_hash)} if any(o.document_hash) else {}),
+                    }
+                    for o in step.outputs
                 ]
             }
         body["m2c:footprint"] = {"quantity": step.footprint, "uom": GRAMS}

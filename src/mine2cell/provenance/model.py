@@ -58,6 +58,7 @@ class Produced(NamedTuple):
     lot: bytes
     material: int
     quantity: int
+    document_hash: bytes = bytes(32)  # of the output's off-chain documents
 
 
 class Step(NamedTuple):
@@ -69,6 +70,7 @@ class Step(NamedTuple):
     inputs: tuple[Consumed, ...]
     outputs: tuple[Produced, ...] = ()
     passport: bytes | None = None  # for a binding
+    document_hash: bytes = bytes(32)  # a binding's off-chain documents
 
 
 class Handoff(NamedTuple):
