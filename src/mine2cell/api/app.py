@@ -18,7 +18,7 @@ from mine2cell import __version__
 from mine2cell.access.tokens import TokenStore
 from mine2cell.api import audits, epcis, hosted, lots, participants, problems, routes, untp
 from mine2cell.api import metrics as metrics_routes
-from mine2cell.api.metrics import Metrics
+from mine2cell.api.metrics import LatencyMiddleware, Metrics
 from mine2cell.config import Settings
 from mine2cell.errors import ConfigurationError
 from mine2cell.relay.relay import RelayLock
@@ -112,7 +112,7 @@ def create_app(
     problems.install(app)
     metrics = Metrics()
     app.state.metrics = metrics
-    app.middleware("http")(metrics.middleware)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
     if settings.cors_origin_list:  # closed unless the operator names the origins
         app.add_middleware(
             CORSMiddleware,
