@@ -18,12 +18,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_typing import ChecksumAddress
-from eth_utils import is_address, to_checksum_address
 
 from mine2cell.chain.ledger import LedgerClient, LotView, ParticipantView
 from mine2cell.codes import ALL_ROLES, CUSTODY_ROLES, Feedstock, Role, role_names
 from mine2cell.errors import InvalidInput
-from mine2cell.ids import show_id
+from mine2cell.ids import parse_account, show_id
 from mine2cell.relay import intake
 from mine2cell.relay.outbox import Accepted, Outbox
 from mine2cell.signing.codec import from_document
@@ -50,12 +49,6 @@ from mine2cell.units import format_mass
 DEFAULT_VALIDITY_SECONDS = 24 * 3600
 DID_NOT_OCCUR, INCORRECT_DATA = 1, 2
 PASS, FAIL = 1, 2
-
-
-def _account(field: str, value: str) -> ChecksumAddress:
-    if not is_address(value):
-        raise InvalidInput(field, f"{value!r} is not an address (0x and 40 hex digits)")
-    return to_checksum_address(value)
 
 
 class SigningClient:
@@ -272,7 +265,7 @@ class SigningClient:
     def ship(self, lot: bytes, recipient: str) -> Accepted:
         self._me(CUSTODY_ROLES, "shipping")
         self._held(lot)
-        to = _account("recipient", recipient)
+        to = parse_account(recipient, "recipient")
         if to == self.address:
             raise InvalidInput("recipient", "a lot cannot be shipped to its own custodian")
         other = self.ledger.participant(to)
@@ -399,7 +392,7 @@ class SigningClient:
             raise InvalidInput("roles", f"{roles} is not a valid non-empty set of roles")
         return self._submit(
             Accredit,
-            participant=_account("participant", participant),
+            participant=parse_account(participant, "participant"),
             roles=roles,
             facility=facility,
             country=country,
@@ -407,7 +400,7 @@ class SigningClient:
 
     def revoke(self, participant: str) -> Accepted:
         self._governor()
-        account = _account("participant", participant)
+        account = parse_account(participant, "participant")
         view = self.ledger.participant(account)
         if view is None or not view.accredited:
             raise InvalidInput("participant", f"{account} is not accredited; nothing to revoke")
@@ -417,7 +410,7 @@ class SigningClient:
         self, participant: str, *, scheme: bytes, valid_until: int, document_hash: bytes
     ) -> Accepted:
         self._governor()
-        account = _account("participant", participant)
+        account = parse_account(participant, "participant")
         if self.ledger.participant(account) is None:
             raise InvalidInput("participant", f"{account} was never accredited")
         return self._submit(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from eth_utils import keccak
+from eth_typing import ChecksumAddress
+from eth_utils import is_address, keccak, to_checksum_address
 
 from mine2cell.errors import InvalidInput
 
@@ -33,6 +34,13 @@ def parse_id(text: str, field: str = "lot") -> bytes:
             raise InvalidInput(field, "may not contain NUL characters")
         return raw.ljust(32, b"\0")
     return keccak(raw)
+
+
+def parse_account(text: str, field: str = "account") -> ChecksumAddress:
+    """An account as people write it (0x and 40 hex digits, any case), checksummed."""
+    if not is_address(text):
+        raise InvalidInput(field, f"{text!r} is not an address (0x and 40 hex digits)")
+    return to_checksum_address(text)
 
 
 def show_id(value: bytes) -> str:

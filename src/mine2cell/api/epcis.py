@@ -8,7 +8,6 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
-from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -17,8 +16,7 @@ from pydantic import BaseModel, Field
 from mine2cell.api.access import ReadToken, require_hosted
 from mine2cell.api.problems import PROBLEMS, FieldError, NotFound, problem
 from mine2cell.api.routes import IdText, passport_of, service_of, writing_service
-from mine2cell.errors import InvalidInput
-from mine2cell.ids import parse_id, show_id
+from mine2cell.ids import parse_account, parse_id, show_id
 from mine2cell.interop import capture as capturing
 from mine2cell.interop.epcis import MEDIA_TYPE, LedgerRef, document
 from mine2cell.interop.records import (
@@ -107,9 +105,7 @@ def participant_epcis(
         Query(alias="to", description="Events before this time, as `from`."),
     ] = None,
 ) -> Response:
-    if not is_address(account):
-        raise InvalidInput("account", f"{account!r} is not an address (0x and 40 hex digits)")
-    address = to_checksum_address(account)
+    address = parse_account(account)
     start = parse_instant(since, "from") if since is not None else 0
     end = parse_instant(until, "to") if until is not None else None
     service = service_of(request)

@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Path, Query, Request
 
 from mine2cell.api import schemas
@@ -16,6 +15,7 @@ from mine2cell.api.problems import PROBLEMS, NotFound
 from mine2cell.api.routes import service_of
 from mine2cell.codes import Role
 from mine2cell.errors import InvalidInput
+from mine2cell.ids import parse_account
 from mine2cell.provenance.model import ParticipantHistory
 from mine2cell.provenance.report import evidence_json, labelled
 
@@ -112,9 +112,7 @@ def participant(
     account: Annotated[str, Path(description="The participant's address (0x and 40 hex digits).")],
     _: ReadToken,
 ) -> dict[str, Any]:
-    if not is_address(account):
-        raise InvalidInput("account", f"{account!r} is not an address (0x and 40 hex digits)")
-    address = to_checksum_address(account)
+    address = parse_account(account)
     found = service_of(request).store().participants([address])
     if address not in found:
         raise NotFound(f"{address} was never accredited on this ledger", "account")

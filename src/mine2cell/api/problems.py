@@ -20,6 +20,7 @@ from mine2cell.errors import (
     Mine2CellError,
     NodeError,
 )
+from mine2cell.ids import show_id
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://mine2cell.example/problems/"
@@ -60,6 +61,15 @@ class NotFound(Mine2CellError):
     def __init__(self, what: str, field: str) -> None:
         self.field = field
         super().__init__(what)
+
+
+class NotIndexed(NotFound):
+    """A passport bound on the ledger whose binding the index has not stored yet."""
+
+    def __init__(self, passport: bytes) -> None:
+        super().__init__(
+            f"passport {show_id(passport)} is bound but not indexed yet; retry shortly", "passport"
+        )
 
 
 def problem(

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken
-from mine2cell.api.problems import PROBLEMS, NotFound
+from mine2cell.api.problems import PROBLEMS, NotFound, NotIndexed
 from mine2cell.errors import ConfigurationError, NodeError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.provenance.documents import passport_document
@@ -53,13 +53,7 @@ def passport_of(service: Service, text: str) -> bytes:
         return passport
     if service.ledger.passport_binder(passport) is None:
         raise NotFound(f"passport {show_id(passport)} is not bound on this ledger", "passport")
-    raise _not_indexed(passport)
-
-
-def _not_indexed(passport: bytes) -> NotFound:
-    return NotFound(
-        f"passport {show_id(passport)} is bound but not indexed yet; retry shortly", "passport"
-    )
+    raise NotIndexed(passport)
 
 
 def kept_report(service: Service, passport: bytes) -> bytes:
@@ -68,7 +62,7 @@ def kept_report(service: Service, passport: bytes) -> bytes:
         service.store(), passport, high_risk_countries=service.settings.high_risk_country_set
     )
     if document is None:
-        raise _not_indexed(passport)
+        raise NotIndexed(passport)
     return document
 
 
@@ -191,7 +185,7 @@ def summary(request: Request, passport: IdText) -> Response:
         part="summary",
     )
     if document is None:
-        raise _not_indexed(passport_id)
+        raise NotIndexed(passport_id)
     return Response(document, media_type="application/json")
 
 

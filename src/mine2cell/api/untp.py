@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from mine2cell.api.access import ReadToken
-from mine2cell.api.problems import PROBLEMS, NotFound
+from mine2cell.api.problems import PROBLEMS, NotFound, NotIndexed
 from mine2cell.api.routes import IdText, passport_of, service_of
 from mine2cell.ids import parse_id, show_id
 from mine2cell.interop.untp import LedgerRef, document_bytes, lot_dte, passport_dpp, passport_dte
@@ -45,12 +45,6 @@ def _credential(what: str) -> dict[int | str, dict[str, Any]]:
 
 def _ledger(service: Service) -> LedgerRef:
     return LedgerRef(service.ledger.domain.chain_id, service.ledger.address)
-
-
-def _not_indexed(passport: bytes) -> NotFound:
-    return NotFound(
-        f"passport {show_id(passport)} is bound but not indexed yet; retry shortly", "passport"
-    )
 
 
 def _json(document: dict[str, Any]) -> Response:
@@ -90,7 +84,7 @@ def passport_untp(request: Request, passport: IdText, _: ReadToken) -> Response:
     passport_id = passport_of(service, passport)
     document = passport_dte(service.store(), passport_id, ledger=_ledger(service))
     if document is None:
-        raise _not_indexed(passport_id)
+        raise NotIndexed(passport_id)
     return _json(document)
 
 
@@ -113,5 +107,5 @@ def passport_untp_dpp(request: Request, passport: IdText, _: ReadToken) -> Respo
         dte_url=str(request.url_for("passport_untp", passport=hex_id(passport_id))),
     )
     if document is None:
-        raise _not_indexed(passport_id)
+        raise NotIndexed(passport_id)
     return _json(document)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from mine2cell.access.tokens import TokenStore
 from mine2cell.api.access import COOKIE, read_access
-from mine2cell.api.problems import PROBLEMS, NotFound
+from mine2cell.api.problems import PROBLEMS, NotFound, NotIndexed
 from mine2cell.api.routes import kept_report, passport_of, service_of
 from mine2cell.errors import ConfigurationError, InvalidInput, NodeError
 from mine2cell.ids import parse_id, show_id
@@ -73,26 +73,24 @@ def _bound_passport(service: Service, text: str) -> bytes:
             "or 0x and 64 hex digits.",
         )
     try:
-        passport = parse_id(text, "passport")
+        return passport_of(service, text)
     except InvalidInput as exc:
         raise _PageError(
             422, "Not a passport id", f"{exc.problem[:1].upper()}{exc.problem[1:]}."
         ) from None
-    try:
-        return passport_of(service, text)
-    except NotFound:
-        if service.ledger.passport_binder(passport) is None:
-            raise _PageError(
-                404,
-                "Passport not found",
-                f"No battery passport {show_id(passport)} is bound on this ledger. Check the "
-                "number on the battery's label, or scan its QR code again.",
-            ) from None
+    except NotIndexed:
         raise _PageError(
             503,
             "Passport not ready",
-            f"Battery passport {show_id(passport)} was just recorded and is not readable yet. "
-            "Please try again in a few seconds.",
+            f"Battery passport {show_id(parse_id(text))} was just recorded and is not readable "
+            "yet. Please try again in a few seconds.",
+        ) from None
+    except NotFound:
+        raise _PageError(
+            404,
+            "Passport not found",
+            f"No battery passport {show_id(parse_id(text))} is bound on this ledger. Check the "
+            "number on the battery's label, or scan its QR code again.",
         ) from None
 
 
