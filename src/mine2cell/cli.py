@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import re
@@ -18,12 +19,13 @@ import httpx
 import typer
 import uvicorn
 from eth_utils import keccak
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mine2cell import __version__
 from mine2cell.access.tokens import TokenStore
-from mine2cell.api.app import create_app
+from mine2cell.api.app import StartRefusals, create_app
 from mine2cell.audit.fetch import attestations
 from mine2cell.audit.html import write_reports
 from mine2cell.audit.text import print_verification
@@ -33,7 +35,7 @@ from mine2cell.client import FAIL, PASS
 from mine2cell.codes import Role
 from mine2cell.config import Settings
 from mine2cell.csv_import import RowResult, parse_feedstock, parse_material, read_rows, run_import
-from mine2cell.errors import InvalidInput, Mine2CellError
+from mine2cell.errors import ConfigurationError, InvalidInput, Mine2CellError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.index.sync import SyncResult
 from mine2cell.materials import describe
@@ -76,7 +78,18 @@ def _settings(data_dir: Path | None, rpc_url: str | None) -> Settings:
         overrides["data_dir"] = data_dir
     if rpc_url is not None:
         overrides["rpc_url"] = rpc_url
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # A setting from the environment (MINE2CELL_*) that cannot be used: say which and why.
+        problems = "; ".join(
+            "MINE2CELL_"
+            + "_".join(map(str, e["loc"])).upper()
+            + ": "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise _fail(ConfigurationError(problems)) from None
 
 
 def _fail(exc: Mine2CellError) -> typer.Exit:
@@ -297,9 +310,20 @@ def _operate(opts: _Options, action: Callable[[Service], Accepted]) -> None:
             assert status is not None
             _print_statuses(service, [status], as_json=opts.json)
             if status.state is State.REJECTED:
-                raise typer.Exit(code=1)
+                raise _rejected([status])
     except Mine2CellError as exc:
         raise _fail(exc) from None
+
+
+def _rejected(statuses: list[OperationStatus]) -> typer.Exit:
+    """Exit 1 after rejections, each said on one stderr line (the statuses are on stdout)."""
+    for s in statuses:
+        reason = s.reason or s.error or "no reason given"
+        why = reason if reason.startswith("rejected") else f"rejected: {reason}"
+        err_console.print(
+            f"[bold red]error:[/] {s.kind} 0x{s.event_id.hex()} was {why}", highlight=False
+        )
+    return typer.Exit(code=1)
 
 
 def _document_hash(document: Path | None, document_hash: str | None) -> bytes:
@@ -851,7 +875,7 @@ def submit(
             shown = [statuses[i] for i in ids]
             _print_statuses(service, shown, as_json=json_out)
             if any(s.state is State.REJECTED for s in shown):
-                raise typer.Exit(code=1)
+                raise _rejected([s for s in shown if s.state is State.REJECTED])
     except Mine2CellError as exc:
         raise _fail(exc) from None
 
@@ -1330,7 +1354,12 @@ def serve(
     # uvicorn stops gracefully on SIGTERM, then raises the signal again, whose default action
     # would end the process with status -15 (143 in a shell): a completed stop exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    # The service's own loggers (relay, index, API) on uvicorn's handler, with their level.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["mine2cell"] = {"handlers": ["default"], "level": "INFO"}
+    uvicorn.run(
+        StartRefusals(application), host=host, port=port, log_level="info", log_config=log_config
+    )
 
 
 @export_app.command("untp")

@@ -51,6 +51,19 @@ DID_NOT_OCCUR, INCORRECT_DATA = 1, 2
 PASS, FAIL = 1, 2
 
 
+def _id(value: object, field: str) -> bytes:
+    """A lot or passport id as the ledger stores it (32 bytes), checked before the ledger is
+    asked about it: web3 would refuse anything else with an ABI error that names no field."""
+    if not isinstance(value, bytes) or len(value) != 32:
+        got = f"{len(value)} bytes" if isinstance(value, bytes) else f"a {type(value).__name__}"
+        raise InvalidInput(
+            field,
+            f"must be a 32-byte id, got {got}; mine2cell.ids.parse_id makes one from a lot "
+            "number, a URI or 0x and 64 hex digits",
+        )
+    return value
+
+
 class SigningClient:
     def __init__(
         self,
@@ -95,7 +108,7 @@ class SigningClient:
             )
 
     def _lot(self, lot: bytes, field: str = "lot") -> LotView:
-        view = self.ledger.lot(lot)
+        view = self.ledger.lot(_id(lot, field))
         if view is None:
             raise InvalidInput(field, f"lot {show_id(lot)} does not exist on this ledger")
         return view
@@ -246,9 +259,15 @@ class SigningClient:
         document_hash: bytes = bytes(32),
     ) -> Accepted:
         """A mine (primary) or a recycler (pre-/post-consumer) records a new lot."""
+        if feedstock not in Feedstock.__members__.values():
+            raise InvalidInput(
+                "feedstock",
+                f"must be 0 (primary), 1 (pre-consumer) or 2 (post-consumer), got {feedstock!r}",
+            )
+        feedstock = Feedstock(feedstock)  # a plain int is welcome too
         required = Role.MINE if feedstock == Feedstock.PRIMARY else Role.RECYCLER
         self._me(required, f"commissioning {feedstock.name.lower().replace('_', '-')} material")
-        if self.ledger.lot(lot) is not None:
+        if self.ledger.lot(_id(lot, "lot")) is not None:
             raise InvalidInput(
                 "lot", f"lot {show_id(lot)} already exists; lot ids are never reused"
             )
@@ -337,7 +356,7 @@ class SigningClient:
     ) -> Accepted:
         """A cell maker binds a battery's passport id to the material it consumed."""
         self._me(Role.CELL_MAKER, "binding a passport")
-        binder = self.ledger.passport_binder(passport)
+        binder = self.ledger.passport_binder(_id(passport, "passport"))
         if binder is not None:
             raise InvalidInput("passport", f"passport {show_id(passport)} is already bound")
         self._consumable(inputs)
@@ -382,7 +401,7 @@ class SigningClient:
         self._me(Role.AUDITOR, "an attestation")
         if verdict not in (PASS, FAIL):
             raise InvalidInput("verdict", "must be 1 (pass) or 2 (fail)")
-        if self.ledger.passport_binder(passport) is None:
+        if self.ledger.passport_binder(_id(passport, "passport")) is None:
             raise InvalidInput("passport", f"passport {show_id(passport)} was never bound")
         return self._submit(Attest, passport=passport, verdict=verdict, report_hash=report_hash)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+import limits
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +39,18 @@ class Settings(BaseSettings):
     confirmations: int = Field(
         default=0, ge=0, description="Blocks the index stays behind the head (0 on a dev node)"
     )
+    rpc_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a JSON-RPC request to the node may take; a node slower than that "
+        "counts as not answering (the relay and the index retry by themselves)",
+    )
+    relay_reconcile_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often (seconds) the relay checks that its recently mined batches are "
+        "still on the chain (a reorganisation, a node that lost blocks)",
+    )
     high_risk_countries: str = Field(
         default=DEFAULT_HIGH_RISK_COUNTRIES,
         description="ISO 3166-1 alpha-2 codes, comma-separated, whose origins are flagged",
@@ -47,9 +60,30 @@ class Settings(BaseSettings):
         description="Origins (comma-separated) whose pages may call the API from a browser; "
         "none by default",
     )
+    max_request_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body the HTTP service reads (bytes); larger ones get a 413",
+    )
+    write_rate_limit: str = Field(
+        default="100/second;3000/minute",
+        description="Writes (POSTs) one client address may send, per moving window, in the "
+        "`limits` notation (N/second;M/minute); over it a 429 with Retry-After",
+    )
     passphrase: SecretStr | None = Field(
         default=None, description="Passphrase of the key files (prefer a prompt or a file)"
     )
+
+    @field_validator("write_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: write it as 100/second;3000/minute"
+            ) from None
+        return value
 
     @property
     def keys_dir(self) -> Path:

@@ -6,6 +6,7 @@ wrong and how to fix it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mine2cell.codes import role_names
@@ -34,6 +35,17 @@ class NodeError(Mine2CellError):
 
 class TransactionFailed(Mine2CellError):
     """A transaction reverted for a reason that is not one of the ledger's errors."""
+
+
+class StorageError(Mine2CellError):
+    """A local database (outbox, index, tokens) cannot be written or read: its disk is full, its
+    directory read-only, the file corrupted or unreadable. ``reason`` is ``no-space``,
+    ``read-only``, ``corrupted`` or ``unavailable``; the message names the file and the fix."""
+
+    def __init__(self, path: Path, reason: str, problem: str, fix: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {problem}; {fix}")
 
 
 def _short(value: Any) -> str:

@@ -29,7 +29,7 @@ from mine2cell.errors import ConfigurationError, InvalidInput, NodeError
 from mine2cell.index.store import SqliteStore
 from mine2cell.index.sync import Indexer
 from mine2cell.relay.outbox import Batch, OperationStatus, Outbox, State
-from mine2cell.relay.relay import BatchPolicy, Relay, RelayLock
+from mine2cell.relay.relay import BatchPolicy, Relay, RelayError, RelayLock
 from mine2cell.signing.eip712 import Accredit, LocalSigner, text32
 from mine2cell.signing.keystore import Keystore, KeystoreError
 
@@ -110,11 +110,11 @@ class Service:
     def _open(self) -> None:
         settings = self.settings
         if settings.rpc_url:
-            self.w3 = connect(settings.rpc_url)
+            self.w3 = connect(settings.rpc_url, settings.rpc_timeout)
         else:
             node = DevNode(state_file=settings.node_state_file, anvil_path=settings.anvil_path)
             self.node = self._stack.enter_context(node)
-            self.w3 = connect(node.url)
+            self.w3 = connect(node.url, settings.rpc_timeout)
         chain_id = self.w3.eth.chain_id
         self.ledger = self._ledger(chain_id)
         path = settings.ledger_dir(chain_id, self.ledger.address) / "outbox.sqlite"
@@ -258,11 +258,12 @@ class Service:
     # -- relaying ------------------------------------------------------------------------------
 
     def relay(self, on_stage: Callable[[str, Batch], None] | None = None) -> Relay:
+        policy = self.policy or BatchPolicy(reconcile_every=self.settings.relay_reconcile_seconds)
         return Relay(
             self.ledger,
             self.outbox,
             self.signer(self.settings.relayer_key),
-            self.policy,
+            policy,
             on_stage=on_stage,
         )
 
@@ -280,6 +281,8 @@ class Service:
                 relay = self.relay()
                 relay.recover()
                 relay.wait_for(event_ids, timeout)
+            except RelayError as exc:
+                raise self._still_queued(exc, event_ids) from exc
             finally:
                 lock.release()
         else:
@@ -289,6 +292,23 @@ class Service:
                     break
                 time.sleep(0.1)
         return self.outbox.statuses(list(event_ids))
+
+    def _still_queued(self, exc: RelayError, event_ids: Sequence[bytes]) -> RelayError:
+        """``exc``, saying which of the operations are kept in the outbox: not lost, relayed by
+        the next command or server that can."""
+        waiting = [
+            "0x" + s.event_id.hex()
+            for s in self.outbox.statuses(list(event_ids)).values()
+            if s.state in (State.PENDING, State.SUBMITTED)
+        ]
+        if not waiting:
+            return exc
+        which = (
+            f"operation {waiting[0]} stays"
+            if len(waiting) == 1
+            else f"{len(waiting)} operations stay"
+        )
+        return RelayError(f"{exc}; {which} queued in the outbox, relayed once the relay can submit")
 
     def _settled(self, event_ids: Sequence[bytes]) -> bool:
         statuses = self.outbox.statuses(list(event_ids)).values()

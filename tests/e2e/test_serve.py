@@ -24,26 +24,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from eth_account import Account
-from eth_typing import ChecksumAddress
 from eth_utils import keccak
 from web3 import Web3
 
 from mine2cell.chain.deployment import Deployment
-from mine2cell.chain.node import DEV_CHAIN_ID, DevNode, free_port
+from mine2cell.chain.node import DEV_CHAIN_ID, DevNode
 from mine2cell.codes import Feedstock, Role
 from mine2cell.ids import parse_id
 from mine2cell.materials import material
 from mine2cell.provenance.report import fraction_from_json
-from mine2cell.service import fund_on_dev_node
-from mine2cell.signing.codec import to_document
 from mine2cell.signing.eip712 import (
     Accredit,
     BindPassport,
@@ -51,25 +45,30 @@ from mine2cell.signing.eip712 import (
     Commission,
     Domain,
     Input,
-    LocalSigner,
     LotId,
-    Operation,
     Output,
     PassportId,
     Receive,
     Ship,
     Transform,
-    sign,
     text32,
 )
 from mine2cell.signing.keystore import Keystore
-from tests.e2e.cli_support import CLI_ENV, MINE2CELL, PASSPHRASE, Cli, make_keys
+from tests.e2e.cli_support import PASSPHRASE, Cli
+from tests.e2e.serve_support import (
+    STOP_TIMEOUT,
+    Clients,
+    Participant,
+    Server,
+    deploy_data_dir,
+    fresh_participant,
+    read_when_indexed,
+    serving,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.anvil
 
-READY_TIMEOUT = 30.0
-SETTLE_TIMEOUT = 20.0
-STOP_TIMEOUT = 5.0
 YEAR = 365 * 24 * 3600
 
 CO_HYDROXIDE = material("co-hydroxide").code
@@ -86,36 +85,6 @@ BOUND_GRAMS, BINDING_FOOTPRINT = 400_000, 600_000
 SHARE_OF_REFINING = Fraction(BOUND_GRAMS, SUL_GRAMS + SUL_KEPT_GRAMS)
 
 
-@dataclass
-class Server:
-    """`mine2cell serve` in a subprocess, its stderr in a file."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    stderr_path: Path
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def explain(self) -> str:
-        return f"`mine2cell serve` exit code {self.process.poll()}\n--- stderr\n{self.stderr()}"
-
-
-@dataclass
-class Participant:
-    signer: LocalSigner
-    nonces: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000)))
-
-    @property
-    def address(self) -> ChecksumAddress:
-        return self.signer.address
-
-
-def fresh_participant() -> Participant:
-    """A client key made here with eth-account: the service never sees it."""
-    return Participant(LocalSigner(bytes(Account.create().key)))
-
-
 @pytest.fixture
 def node() -> Iterator[DevNode]:
     # A node of its own: the shared session node is snapshotted and reverted by the chain tests.
@@ -126,14 +95,7 @@ def node() -> Iterator[DevNode]:
 @pytest.fixture
 def data_dir(node: DevNode, tmp_path: Path) -> Path:
     """A data directory with a ledger deployed by `mine2cell deploy` on ``node``."""
-    data = tmp_path / "data"
-    make_keys(data, ("governor", "relayer"))
-    keystore = Keystore(data / "keys")
-    w3 = Web3(Web3.HTTPProvider(node.url))
-    for name in ("governor", "relayer"):
-        fund_on_dev_node(w3, keystore.entry(name).address)  # gas money, as a faucet would give
-    Cli(data)("deploy", "--rpc-url", node.url).ok()
-    return data
+    return deploy_data_dir(tmp_path / "data", node.url)
 
 
 @pytest.fixture
@@ -146,113 +108,8 @@ def read_token(data_dir: Path) -> str:
 
 @pytest.fixture
 def server(node: DevNode, data_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    stderr_path = tmp_path / "serve.stderr"
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [
-                str(MINE2CELL),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--rpc-url",
-                node.url,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
-            env=CLI_ENV,
-        )
-    running = Server(process, f"http://127.0.0.1:{port}", stderr_path)
-    try:
+    with serving(data_dir, node.url, tmp_path / "serve.stderr") as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        # Shown by pytest for a failing test only.
-        print(running.explain())
-
-
-def wait_ready(http: httpx.Client, server: Server) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        assert server.process.poll() is None, server.explain()
-        try:
-            response = http.get("/v1/ready")
-            if response.status_code == 200:
-                ready: dict[str, Any] = response.json()
-                return ready
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"/v1/ready did not answer 200 within {READY_TIMEOUT} s\n{server.explain()}")
-
-
-class Clients:
-    """Participants signing in this process and POSTing to the service."""
-
-    def __init__(self, http: httpx.Client, domain: Domain) -> None:
-        self.http = http
-        self.domain = domain
-        self.deadline = int(time.time()) + 900
-
-    def document(self, who: Participant, op_type: type[Operation], **fields: Any) -> dict[str, Any]:
-        op = op_type(who.address, next(who.nonces), self.deadline, **fields)
-        return to_document(sign(op, who.signer, self.domain))
-
-    def post(self, document: dict[str, Any]) -> str:
-        """POST a signed document; the status URL of the accepted operation."""
-        response = self.http.post("/v1/operations", json=document)
-        assert response.status_code == 202, response.text
-        body = response.json()
-        assert body["eventId"] == document["eventId"] and body["type"] == document["type"]
-        assert response.headers["location"] == body["statusUrl"]
-        assert body["statusUrl"] == f"/v1/operations/{document['eventId']}"
-        return str(body["statusUrl"])
-
-    def settle(self, *status_urls: str) -> list[dict[str, Any]]:
-        """Poll each operation until it is confirmed or rejected."""
-        settled: list[dict[str, Any]] = []
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        for url in status_urls:
-            while True:
-                response = self.http.get(url)
-                assert response.status_code == 200, response.text
-                status: dict[str, Any] = response.json()
-                if status["status"] in ("confirmed", "rejected"):
-                    settled.append(status)
-                    break
-                assert time.monotonic() < deadline, f"{url} still {status}"
-                time.sleep(0.05)
-        return settled
-
-    def run(self, *documents: dict[str, Any]) -> list[dict[str, Any]]:
-        """POST operations and require every one to be confirmed."""
-        statuses = self.settle(*(self.post(document) for document in documents))
-        for status in statuses:
-            assert status["status"] == "confirmed", status
-            assert status["blockNumber"] > 0 and status["txHash"].startswith("0x")
-        return statuses
-
-
-def read_when_indexed(http: httpx.Client, path: str) -> dict[str, Any]:
-    """GET a passport resource, retrying while the index has not caught up (404)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while True:
-        response = http.get(path)
-        if response.status_code == 200:
-            assert response.headers["content-type"].startswith("application/json")
-            body: dict[str, Any] = response.json()
-            return body
-        assert response.status_code == 404, response.text
-        assert "not indexed yet" in response.json()["detail"], response.text
-        assert time.monotonic() < deadline, f"{path} not indexed: {response.text}"
-        time.sleep(0.1)
 
 
 def ledger_logs(node: DevNode, ledger: str) -> int:

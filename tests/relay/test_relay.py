@@ -340,6 +340,28 @@ def test_relay_records_again_the_operations_of_a_block_that_left_the_chain(
     assert_recorded_exactly_once(cast.ledger, outbox, ids)
 
 
+def test_a_batch_sent_after_blocks_that_left_the_chain_is_sent_again_behind_them(
+    cast: Cast, outbox: Outbox
+) -> None:
+    # A node restarted from older state: the relay's mined batch is gone, unseen, and the next
+    # batch goes out at the relay's next nonce, one above any the node will reach.
+    first = accept(outbox, cast.ledger, commissions(cast, 2, "first"))
+    relay = new_relay(cast, outbox, reconcile_every=3600)
+    before = rpc(cast.w3, "evm_snapshot", [])
+    relay.drain()
+    rpc(cast.w3, "evm_revert", [before])
+    second = accept(outbox, cast.ledger, commissions(cast, 2, "second"))
+    relay.step(flush=True)
+    [sending] = outbox.batches("sending")
+    assert sending.nonce > cast.w3.eth.get_transaction_count(cast.relayer.address)
+
+    relay.reconcile_soon()
+    relay.wait_for(first + second, timeout=20)
+
+    assert sending.id in [b.id for b in outbox.batches("dropped")]
+    assert_recorded_exactly_once(cast.ledger, outbox, first + second)
+
+
 def test_relay_follows_a_batch_rebuilt_into_the_same_transaction_until_it_is_mined(
     cast: Cast, outbox: Outbox
 ) -> None:

@@ -6,6 +6,7 @@ the Settings (the CLI's ``serve``, or a test)."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,15 +14,18 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mine2cell import __version__
 from mine2cell.access.tokens import TokenStore
 from mine2cell.api import audits, epcis, hosted, lots, participants, problems, routes, untp
 from mine2cell.api import metrics as metrics_routes
+from mine2cell.api.guard import RequestGuard
 from mine2cell.api.metrics import LatencyMiddleware, Metrics
 from mine2cell.config import Settings
-from mine2cell.errors import ConfigurationError
-from mine2cell.relay.relay import RelayLock
+from mine2cell.errors import ConfigurationError, Mine2CellError
+from mine2cell.index.sync import Indexer
+from mine2cell.relay.relay import Relay, RelayLock
 from mine2cell.service import Service
 from mine2cell.web.routes import router as web_router
 
@@ -36,6 +40,8 @@ class Runtime:
     tokens: TokenStore
     relaying: bool  # this process holds the outbox's relay lock
     writable: bool = True  # the relayer's key is here: operations are accepted
+    indexer: Indexer | None = None  # follows the chain in a thread; its failure makes us unready
+    relay: Relay | None = None  # relays the outbox in a thread, when this process holds the lock
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -73,7 +79,7 @@ def create_app(
                     settings.keys_dir,
                 )
             elif runtime.relaying:
-                relay = service.relay(on_stage=metrics.on_stage)
+                relay = runtime.relay = service.relay(on_stage=metrics.on_stage)
                 relay.recover()
                 runtime.threads.append(
                     threading.Thread(target=relay.run, args=(runtime.stop,), name="relay")
@@ -82,11 +88,23 @@ def create_app(
                 log.warning("another process relays this outbox; this one only queues")
             indexer = service.indexer()
             indexer.sync()
+            runtime.indexer = indexer
+
+            def rolled_back(fork: int) -> None:
+                # Blocks left the chain: the relay's batches in them must be sent again, now
+                # rather than when its periodic check comes round.
+                log.warning("index: blocks above %d left the chain; rolled back", fork)
+                if runtime.relay is not None:
+                    runtime.relay.reconcile_soon()
+
             runtime.threads.append(
                 threading.Thread(
                     target=indexer.follow,
                     args=(runtime.stop, follow_interval),
-                    kwargs={"on_error": lambda exc: log.warning("index: %s", exc)},
+                    kwargs={
+                        "on_error": lambda exc: log.error("index: %s; retrying", exc),
+                        "on_rollback": rolled_back,
+                    },
                     name="index",
                 )
             )
@@ -112,6 +130,11 @@ def create_app(
     problems.install(app)
     metrics = Metrics()
     app.state.metrics = metrics
+    app.add_middleware(
+        RequestGuard,
+        max_request_bytes=settings.max_request_bytes,
+        write_rate_limit=settings.write_rate_limit,
+    )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     if settings.cors_origin_list:  # closed unless the operator names the origins
         app.add_middleware(
@@ -124,3 +147,26 @@ def create_app(
         app.include_router(module.router)
     app.include_router(web_router)
     return app
+
+
+class StartRefusals:
+    """The app for uvicorn, whose start-up, when the service refuses it (a read-only data
+    directory, a corrupted database, no node: a Mine2CellError), uvicorn logs as the error's
+    message (what is wrong and how to fix it) rather than as a traceback, then exits non-zero."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def report(message: Message) -> None:
+            # Sent while the lifespan handles the error, which is the one being handled here.
+            refused = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(refused, Mine2CellError):
+                message = {**message, "message": f"error: {refused}"}
+            await send(message)
+
+        await self.app(scope, receive, report)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from mine2cell.api.access import ReadToken, require_hosted
-from mine2cell.api.problems import PROBLEMS, FieldError, NotFound, problem
+from mine2cell.api.problems import PROBLEMS, WRITE_PROBLEMS, FieldError, NotFound, problem
 from mine2cell.api.routes import IdText, passport_of, service_of, writing_service
 from mine2cell.ids import parse_account, parse_id, show_id
 from mine2cell.interop import capture as capturing
@@ -169,7 +169,7 @@ _CAPTURE_BODY = {
     summary="Capture an EPCIS 2.0 document: each event becomes an operation signed with the "
     "hosted key (hosted token only), or is refused with the reason.",
     response_model=CaptureReport,
-    responses=PROBLEMS,
+    responses=WRITE_PROBLEMS,
     openapi_extra={"requestBody": _CAPTURE_BODY},
 )
 async def epcis_capture(

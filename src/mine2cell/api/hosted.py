@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken, require_hosted
-from mine2cell.api.problems import PROBLEMS
+from mine2cell.api.problems import WRITE_PROBLEMS
 from mine2cell.api.routes import accepted_response, writing_service
 from mine2cell.signing.codec import operation_type, parse_fields
 
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["operations"])
     status_code=202,
     summary="Have the service sign an operation with the hosted key `key` (hosted token only).",
     response_model=None,
-    responses={**PROBLEMS, 202: {"model": schemas.Accepted, "description": "Accepted"}},
+    responses={**WRITE_PROBLEMS, 202: {"model": schemas.Accepted, "description": "Accepted"}},
 )
 def hosted_operation(
     request: Request,

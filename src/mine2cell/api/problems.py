@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import requests
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,12 +14,14 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from mine2cell.api.access import Forbidden, Unauthorized
+from mine2cell.chain.node import transport_failure
 from mine2cell.errors import (
     ConfigurationError,
     InvalidInput,
     LedgerRejected,
     Mine2CellError,
     NodeError,
+    StorageError,
 )
 from mine2cell.ids import show_id
 
@@ -55,6 +58,17 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     }
     for status in (401, 403, 404, 422, 503)
 }
+# Writes may also be refused by the request guard (api/guard.py) before any route runs, and
+# with a 507 when the data directory cannot store them (a full or read-only disk).
+WRITE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    **{status: PROBLEMS[422] for status in (413, 429, 507)},
+}
+
+
+class Degraded(Mine2CellError):
+    """The service answers but cannot do part of its work (the index cannot store the chain's
+    events): not ready, until it recovers by itself."""
 
 
 class NotFound(Mine2CellError):
@@ -97,13 +111,28 @@ def problem(
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    if not parts and list(loc) == ["body"]:
+        return "body"  # the body as a whole (not an object, or missing)
     return ".".join(parts) or "request"
+
+
+def _field_error(error: Any) -> FieldError:
+    if error.get("type") == "json_invalid":
+        # Pydantic locates a JSON syntax error by its character offset, as if it were a field.
+        reason = (error.get("ctx") or {}).get("error", "cannot be decoded")
+        return FieldError(
+            field="body", message=f"is not valid JSON: {reason} (at character {error['loc'][-1]})"
+        )
+    if error.get("type") == "dict_type" and list(error["loc"]) == ["body"]:
+        got = type(error.get("input")).__name__
+        return FieldError(field="body", message=f"must be a JSON object, got {got}")
+    return FieldError(field=_location(error["loc"]), message=error["msg"])
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [FieldError(field=_location(e["loc"]), message=e["msg"]) for e in exc.errors()]
+        errors = [_field_error(e) for e in exc.errors()]
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
         return problem(request, 422, "invalid-request", "Invalid request", detail, errors)
 
@@ -145,9 +174,28 @@ def install(app: FastAPI) -> None:
     async def node(request: Request, exc: NodeError) -> JSONResponse:
         return problem(request, 503, "node-unavailable", "Node unavailable", str(exc))
 
+    @app.exception_handler(requests.RequestException)
+    async def unreachable(request: Request, exc: requests.RequestException) -> JSONResponse:
+        # A route that asks the node while it is down, hanging or behind a failing gateway.
+        detail = f"the node does not answer: {transport_failure(exc)}; retry shortly"
+        return problem(request, 503, "node-unavailable", "Node unavailable", detail)
+
     @app.exception_handler(ConfigurationError)
     async def configuration(request: Request, exc: ConfigurationError) -> JSONResponse:
         return problem(request, 503, "not-configured", "Service not configured", str(exc))
+
+    @app.exception_handler(Degraded)
+    async def degraded(request: Request, exc: Degraded) -> JSONResponse:
+        return problem(request, 503, "degraded", "Service degraded", str(exc))
+
+    @app.exception_handler(StorageError)
+    async def storage(request: Request, exc: StorageError) -> JSONResponse:
+        # Nothing of the request was stored (SQLite rolled it back): the client may send it again.
+        errors = [FieldError(field="data_dir", message=str(exc))]
+        if exc.reason in ("no-space", "read-only"):
+            title = "Insufficient storage"
+            return problem(request, 507, "insufficient-storage", title, str(exc), errors)
+        return problem(request, 503, "storage-unavailable", "Storage unavailable", str(exc), errors)
 
     @app.exception_handler(Mine2CellError)
     async def other(request: Request, exc: Mine2CellError) -> JSONResponse:

@@ -9,13 +9,14 @@ from fastapi.responses import JSONResponse
 
 from mine2cell.api import schemas
 from mine2cell.api.access import ReadToken
-from mine2cell.api.problems import PROBLEMS, NotFound, NotIndexed
+from mine2cell.api.problems import PROBLEMS, WRITE_PROBLEMS, Degraded, NotFound, NotIndexed
+from mine2cell.chain.node import transport_failure
 from mine2cell.errors import ConfigurationError, NodeError
 from mine2cell.ids import parse_id, show_id
 from mine2cell.provenance.documents import passport_document
 from mine2cell.provenance.report import attestation_json, labelled
 from mine2cell.relay import intake
-from mine2cell.relay.outbox import Accepted
+from mine2cell.relay.outbox import Accepted, State
 from mine2cell.service import Service
 
 router = APIRouter(prefix="/v1")
@@ -42,6 +43,12 @@ def writing_service(request: Request) -> Service:
         raise ConfigurationError(
             "this service serves reads only (no relayer key in its data directory); send "
             "operations to a service that relays"
+        )
+    relay = request.app.state.runtime.relay
+    if relay is not None and relay.blocked is not None:
+        raise ConfigurationError(
+            f"{relay.blocked}; this operation was not queued: send it again once the relay can "
+            "submit (the operations already queued wait for it, see GET /v1/operations/{id})"
         )
     return service_of(request)
 
@@ -87,9 +94,19 @@ def ready(request: Request) -> dict[str, Any]:
     try:
         head = service.w3.eth.block_number
     except Exception as exc:  # any transport failure means the node is not reachable
-        raise NodeError(f"the node does not answer: {exc}") from None
+        raise NodeError(
+            f"the node does not answer: {transport_failure(exc) or type(exc).__name__}; check "
+            "that it runs and that the service's RPC URL (--rpc-url, MINE2CELL_RPC_URL) points "
+            "at it"
+        ) from None
     checkpoint = service.store().checkpoint()
     indexed = checkpoint.block_number if checkpoint is not None else -1
+    indexer = request.app.state.runtime.indexer
+    if indexer is not None and indexer.failure is not None:
+        raise Degraded(
+            f"the index stopped at block {indexed} of {head} and cannot follow the chain: "
+            f"{transport_failure(indexer.failure) or indexer.failure} (it retries by itself)"
+        )
     return {
         "status": "ready",
         "chain_id": service.ledger.domain.chain_id,
@@ -109,7 +126,7 @@ def ready(request: Request) -> dict[str, Any]:
     status_code=202,
     summary="Submit an operation signed by its participant (an EIP-712 document).",
     response_model=None,
-    responses={**PROBLEMS, 202: {"model": schemas.Accepted, "description": "Accepted"}},
+    responses={**WRITE_PROBLEMS, 202: {"model": schemas.Accepted, "description": "Accepted"}},
 )
 def submit(
     request: Request,
@@ -149,7 +166,14 @@ def operation(
     status = service.outbox.status(bytes.fromhex(event_id[2:]))
     if status is None:
         raise NotFound(f"no operation {event_id} was submitted here", "event_id")
-    found: dict[str, Any] = status.as_json(service.w3.eth.block_number)
+    try:
+        head: int | None = service.w3.eth.block_number
+    except Exception:  # the node is down: the status is the outbox's, only its depth is unknown
+        head = None  # answered without "confirmations" rather than a 500
+    found: dict[str, Any] = status.as_json(head)
+    relay = request.app.state.runtime.relay
+    if status.state is State.PENDING and relay is not None and relay.blocked is not None:
+        found["relayError"] = str(relay.blocked)  # why it waits, instead of silence
     return found
 
 

@@ -44,6 +44,11 @@ class OperationStatus(Strict):
     confirmations: int | None = None
     error: str | None = Field(default=None, description="the ledger's error, when rejected")
     reason: str | None = Field(default=None, description="why, in words, when rejected")
+    relayError: str | None = Field(
+        default=None,
+        description="when pending: why this service's relay cannot submit it now (its key was "
+        "revoked, it cannot pay for gas); it waits in the outbox until the relay can",
+    )
 
 
 class Accepted(OperationStatus):

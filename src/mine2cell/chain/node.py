@@ -16,7 +16,9 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import requests
 from web3 import Web3
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from mine2cell.errors import ConfigurationError, NodeError
 
@@ -158,9 +160,33 @@ class DevNode:
         self.stop()
 
 
+def transport_failure(exc: BaseException) -> str | None:
+    """Why a request to the node failed, in words for an HTTP answer or a log that name no URL
+    (an RPC URL may carry a provider's API key, which requests' messages repeat); None when
+    ``exc`` is not a failure to reach the node."""
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the RPC timeout (MINE2CELL_RPC_TIMEOUT)"
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else "an error"
+        return f"its HTTP endpoint answered {status}"
+    if isinstance(exc, requests.ConnectionError):
+        return "the connection was refused or closed"
+    if isinstance(exc, requests.RequestException):
+        return f"the request failed ({type(exc).__name__})"
+    return None
+
+
 def connect(url: str, timeout: float = 10.0) -> Web3:
-    """A web3 connection to a JSON-RPC node, checked to answer."""
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    """A web3 connection to a JSON-RPC node, checked to answer. A request not answered within
+    ``timeout`` seconds fails then: web3 would by default try reads five times, so a hanging node
+    would hold the relay, the index and /v1/ready for five timeouts per request (they retry by
+    themselves). A gateway's 5xx answer to a read is retried briefly."""
+    retry = ExceptionRetryConfiguration(errors=(requests.HTTPError,), retries=3, backoff_factor=0.1)
+    w3 = Web3(
+        Web3.HTTPProvider(
+            url, request_kwargs={"timeout": timeout}, exception_retry_configuration=retry
+        )
+    )
     try:
         w3.eth.chain_id  # noqa: B018 - a request that every node answers
     except Exception as exc:

@@ -203,6 +203,11 @@ def _country(value: bytes) -> str:
 class SqliteStore(storage.Database):
     """The index in one SQLite file (WAL: readers never wait for the writer)."""
 
+    IF_CORRUPTED = (
+        "the index holds nothing the chain does not: rebuild it from the chain with "
+        "`mine2cell sync --rebuild`"
+    )
+
     def __init__(self, path: Path) -> None:
         super().__init__(path, __package__ or "mine2cell.index")
         # The index can always be rebuilt from the chain: a commit need not survive a power

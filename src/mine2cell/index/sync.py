@@ -16,7 +16,7 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 
 from mine2cell.chain.rpc import JsonRpc
-from mine2cell.errors import NodeError
+from mine2cell.errors import NodeError, StorageError
 from mine2cell.index.events import LedgerLog, decode_log
 from mine2cell.index.store import Checkpoint, Store
 
@@ -55,6 +55,8 @@ class Indexer:
         self.confirmations = confirmations
         self.start_block = start_block
         self.page_blocks = page_blocks
+        # Why the last sync of ``follow`` failed (a node down, a full disk); None once one succeeds.
+        self.failure: Exception | None = None
 
     # -- JSON-RPC --------------------------------------------------------------------------------
 
@@ -188,14 +190,23 @@ class Indexer:
         stop: threading.Event,
         interval: float = 1.0,
         on_error: Callable[[Exception], None] | None = None,
+        on_rollback: Callable[[int], None] | None = None,
     ) -> None:
-        """Keep the store current until ``stop`` is set (the server runs this in a thread)."""
+        """Keep the store current until ``stop`` is set (the server runs this in a thread). A
+        failed sync is retried at the next interval and kept in ``failure`` until one succeeds;
+        ``on_error`` hears of each failure once, not again while it repeats. ``on_rollback``
+        hears of each reorganisation undone, with the fork point (the relay checks its batches
+        then)."""
         while not stop.is_set():
             try:
-                self.sync()
-            except (NodeError, OSError) as exc:
-                if on_error is not None:
+                result = self.sync()
+                self.failure = None
+                if result.rolled_back_to is not None and on_rollback is not None:
+                    on_rollback(result.rolled_back_to)
+            except (NodeError, StorageError, OSError) as exc:
+                if on_error is not None and str(exc) != str(self.failure):
                     on_error(exc)
+                self.failure = exc
             stop.wait(interval)
 
     def lag(self) -> int:

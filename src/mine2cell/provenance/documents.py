@@ -13,6 +13,7 @@ import time
 from typing import Literal
 
 from mine2cell import __version__
+from mine2cell.errors import StorageError
 from mine2cell.index.store import Store
 from mine2cell.provenance.engine import passport_provenance
 from mine2cell.provenance.report import PROVENANCE_SCHEMA
@@ -50,8 +51,11 @@ def passport_document(
         "report": _compact(report.to_json()),
         "summary": _compact(report.public_summary().to_json()),
     }
-    for name, body in documents.items():
-        store.save_report(passport, _PARTS[name] + kind, body, epoch)
+    try:
+        for name, body in documents.items():
+            store.save_report(passport, _PARTS[name] + kind, body, epoch)
+    except StorageError:
+        pass  # kept only to answer faster: on a full disk it is computed again next time
     return documents[part]
 
 

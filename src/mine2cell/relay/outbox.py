@@ -173,6 +173,13 @@ class Outbox(storage.Database):
     """One ledger's outbox in a SQLite file. Several processes may share the file (WAL); one
     instance may be shared by threads."""
 
+    # Never replaced, not even when damaged: it holds operations that were acknowledged.
+    IF_CORRUPTED = (
+        "it holds the operations this service acknowledged, so mine2cell will not start on it "
+        "nor replace it: stop every mine2cell process on this data directory, keep a copy of the "
+        "file, and restore it from a backup (`sqlite3 FILE .recover` saves what is readable)"
+    )
+
     def __init__(self, path: Path) -> None:
         super().__init__(path, __package__ or "mine2cell.relay")
 

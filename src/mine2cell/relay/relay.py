@@ -31,7 +31,13 @@ from web3.types import RPCEndpoint
 
 from mine2cell.chain.ledger import BATCH_BASE_GAS, LedgerClient, Transactor
 from mine2cell.chain.revert import decode_exception, decode_revert
-from mine2cell.errors import ConfigurationError, LedgerRejected, Mine2CellError, NodeError
+from mine2cell.errors import (
+    ConfigurationError,
+    LedgerRejected,
+    Mine2CellError,
+    NodeError,
+    StorageError,
+)
 from mine2cell.relay.outbox import Batch, Outbox, PendingOperation, State, StoredTransaction
 from mine2cell.signing.codec import from_document
 from mine2cell.signing.eip712 import LocalSigner
@@ -45,6 +51,11 @@ _OPERATION_FAILED = "0x" + keccak(text="OperationFailed(uint256,bytes)").hex()
 
 class RelayError(Mine2CellError):
     """The relay cannot send batches (e.g. its key is not accredited or cannot pay for gas)."""
+
+
+class RelayBlocked(RelayError):
+    """The relay cannot send until an operator acts: its key is not an accredited relayer, or
+    cannot pay for gas. Unlike a node's passing error, retrying alone will not clear it."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,9 @@ class Relay:
         self._last_reconcile = 0.0
         self._gas_factor = 1
         self._block_gas_limit: int | None = None
+        # Why ``run`` cannot submit batches (the relayer's key was revoked, it cannot pay for
+        # gas): the operations wait in the outbox meanwhile. None once a batch goes through.
+        self.blocked: RelayBlocked | None = None
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -204,16 +218,28 @@ class Relay:
             self.step(flush=True)
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.01) -> None:
-        """Relay until ``stop`` is set; node failures are retried with backoff."""
+        """Relay until ``stop`` is set; node and storage failures (a full disk) are retried with
+        backoff: every step is written down before the next, so a retry resumes where it failed."""
         backoff = 0.1
         while not stop.is_set():
             try:
                 settled = self.step()
                 backoff = 0.1
+                if settled.batch is not None or settled.rejected:
+                    self.blocked = None  # a batch was simulated, and sent if any op was kept
                 if settled.batch is None and self._inflight is None:
                     stop.wait(idle_sleep)
-            except (NodeError, RelayError, OSError, Web3RPCError, sqlite3.OperationalError) as exc:
+            except (
+                NodeError,
+                RelayError,
+                StorageError,
+                OSError,
+                Web3RPCError,
+                sqlite3.OperationalError,
+            ) as exc:
                 log.warning("relay: %s; retrying in %.1f s", exc, backoff)
+                if isinstance(exc, RelayBlocked):
+                    self.blocked = exc  # new writes are refused until it clears
                 self._nonce = None
                 self._last_reconcile = 0.0
                 stop.wait(backoff)
@@ -240,10 +266,15 @@ class Relay:
         try:
             outcomes = self.ledger.simulate([op.calldata for op in ops])
         except LedgerRejected as exc:
-            raise RelayError(
+            raise RelayBlocked(
                 f"the relayer {self.relayer} cannot submit batches: {exc}. The governor must "
                 "accredit it with the relayer role"
             ) from exc
+        if any(outcome is not None for outcome in outcomes) and self._reconcile():
+            # Refused on a chain that has lost some of the relay's blocks: an operation may only
+            # lack one that left with them (the commission of the lot it ships), pending again
+            # now and ahead of it. Simulate again rather than reject it for good.
+            return Settled()
         rejected, keep = self._sort_outcomes(ops, outcomes)
         if not keep:
             return Settled(rejected=rejected)
@@ -342,10 +373,12 @@ class Relay:
             self.outbox.requeue_batch(batch.id, "dropped", f"refused by the node: {exc}")
             self._inflight = None
             self._nonce = None
-            raise RelayError(
-                f"the node refused the relay's transaction: {decoded or exc}"
-                + (f"; fund the relayer {self.relayer}" if "insufficient funds" in message else "")
-            ) from exc
+            if "insufficient funds" in message:
+                raise RelayBlocked(
+                    f"the node refused the relay's transaction: {decoded or exc}; fund the "
+                    f"relayer {self.relayer}"
+                ) from exc
+            raise RelayError(f"the node refused the relay's transaction: {decoded or exc}") from exc
         self.outbox.mark_sent(tx.tx_hash)
 
     # -- following the transaction in flight ---------------------------------------------------
@@ -480,7 +513,8 @@ class Relay:
         self._broadcast(refreshed, tx)
 
     def _settle(self, batch: Batch, mined: Mined) -> Settled:
-        self._inflight = None
+        # The batch stays in flight until its outcome is written: a write that fails (a full
+        # disk) is retried by the next step, not forgotten until a restart.
         if mined.status != 1:
             used, limit = mined.gas_used, batch.gas
             if used * 100 >= limit * 95:
@@ -491,6 +525,7 @@ class Relay:
                 f"transaction 0x{mined.tx_hash.hex()} reverted as a whole "
                 f"(gas used {used} of {limit})",
             )
+            self._inflight = None
             return Settled(batch=batch, gas_used=used)
         self._gas_factor = 1
         failures: dict[int, tuple[str, str]] = {}
@@ -508,6 +543,7 @@ class Relay:
             gas_used=mined.gas_used,
             failures=failures,
         )
+        self._inflight = None
         return Settled(
             confirmed=len(batch.event_ids) - len(failures),
             rejected=len(failures),
@@ -517,10 +553,15 @@ class Relay:
 
     # -- reorganisations and lost blocks ---------------------------------------------------------
 
-    def _reconcile(self) -> None:
+    def reconcile_soon(self) -> None:
+        """Check the recently mined batches at the next step rather than when they are due (the
+        index saw blocks leave the chain). Safe to call from another thread."""
+        self._last_reconcile = 0.0
+
+    def _reconcile(self) -> bool:
         """Check that the recently mined batches are still where they were mined. A batch whose
         block left the chain (a reorganisation, or a node restarted from older state) goes back
-        to pending, and the relayer's nonce is taken from the node again."""
+        to pending, and the relayer's nonce is taken from the node again. True if any did."""
         self._last_reconcile = time.monotonic()
         head = self.w3.eth.block_number
         since = max(0, head - self.policy.finality_depth)
@@ -551,5 +592,17 @@ class Relay:
         ]
         if vanished:
             self.outbox.requeue(vanished)
+        if lost:
+            # A batch being sent now came after those: its nonce is above every nonce the node
+            # will see until they are sent again, so it would wait for ever (seen on anvil
+            # restarted from its state file). Its operations go back to pending, behind theirs.
+            # Should its transaction still be mined, the ledger refuses the operations the second
+            # time and they are found recorded where the first one put them.
+            for sending in self.outbox.batches("sending"):
+                self.outbox.requeue_batch(
+                    sending.id, "dropped", "sent after batches whose blocks left the chain"
+                )
+            self._inflight = None
         if lost or vanished:
             self._nonce = None
+        return lost or bool(vanished)

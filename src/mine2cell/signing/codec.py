@@ -245,6 +245,7 @@ def from_document(document: object, domain: Domain) -> tuple[SignedOperation, by
         raise InvalidInput(
             "eventId",
             f"does not match the operation's digest for this ledger (0x{event_id.hex()}): "
-            "the operation was prepared for another chain or ledger address",
+            "the operation was prepared for another chain or ledger address, or its message "
+            "was changed after it was signed; sign it again for this ledger",
         )
     return SignedOperation(op, signature, event_id), proof
