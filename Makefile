@@ -11,7 +11,8 @@ NODE_STAMP := node_modules/.installed
 # Debian's headless browser for the passport page's browser test; the binary is its own stamp.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test contracts gas bench-relay bench-provenance bench-audit bench-api
+.PHONY: install demo test contracts gas bench-relay bench-provenance bench-audit bench-api \
+	bench-soak
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -61,6 +62,12 @@ bench-audit: install
 # over HTTP (concurrent readers, then writers, then both).
 bench-api: install
 	$(PY) bench/api_load.py
+
+# About 6 minutes: generates a 2,000-lot ledger, serves it with `mine2cell serve` and writes to it
+# and reads it at steady rates for 5 minutes while its node is killed and restarted half way;
+# every accepted operation is checked on chain (lost 0, duplicated 0).
+bench-soak: install
+	$(PY) bench/soak.py
 
 # Several minutes: generates a 10,000- and a 100,000-lot ledger on anvil nodes of its own.
 bench-provenance: install

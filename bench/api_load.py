@@ -800,13 +800,16 @@ class Check:
         return not (self.lost or self.duplicated or self.mismatched or self.rejected)
 
 
-def check_writes(
-    url: str, w3: Web3, ledger: str, from_block: int, phases: Sequence[Phase], bar: Progress
-) -> Check:
-    """Every acknowledged operation, through GET /v1/operations/{id} and in the ledger's logs;
-    fills in each phase's time to its last confirmation (from the statuses' updatedAt)."""
-    accepted = [eid for p in phases if p.writes for eid in p.writes.accepted]
-    task = bar.add_task("check: GET /v1/operations/{id}", total=len(accepted))
+def fetch_statuses(
+    url: str, event_ids: Sequence[str], bar: Progress | None = None
+) -> dict[str, dict[str, Any]]:
+    """``GET /v1/operations/{id}`` of each event id (0x-hex), over four connections: event id ->
+    the answer's JSON (``{"status": its text}`` for an answer other than 200)."""
+    task = (
+        None
+        if bar is None
+        else bar.add_task("check: GET /v1/operations/{id}", total=len(event_ids))
+    )
     statuses: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
 
@@ -817,16 +820,22 @@ def check_writes(
                 status = reply.json() if reply.status_code == 200 else {"status": reply.text}
                 with lock:
                     statuses[eid] = status
-                bar.advance(task)
+                if bar is not None and task is not None:
+                    bar.advance(task)
 
-    unique = sorted(set(accepted))
     threads = [
-        threading.Thread(target=fetch, args=(unique[i::4],), name=f"check-{i}") for i in range(4)
+        threading.Thread(target=fetch, args=(event_ids[i::4],), name=f"check-{i}") for i in range(4)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return statuses
+
+
+def events_on_chain(w3: Web3, ledger: str, from_block: int) -> tuple[dict[str, list[str]], int]:
+    """The ledger's logs from ``from_block`` to the head: event id (0x-hex) -> the transactions
+    (0x-hex) whose logs carry it, once per log, and how many OperationFailed logs there are."""
     reply = w3.provider.make_request(
         RPCEndpoint("eth_getLogs"),
         [{"address": ledger, "fromBlock": hex(from_block), "toBlock": "latest"}],
@@ -843,6 +852,18 @@ def check_writes(
         elif "eventId" in log.args:
             eid = "0x" + bytes(log.args["eventId"]).hex()
             on_chain.setdefault(eid, []).append("0x" + log.tx_hash.hex())
+    return on_chain, failed_logs
+
+
+def check_writes(
+    url: str, w3: Web3, ledger: str, from_block: int, phases: Sequence[Phase], bar: Progress
+) -> Check:
+    """Every acknowledged operation, through GET /v1/operations/{id} and in the ledger's logs;
+    fills in each phase's time to its last confirmation (from the statuses' updatedAt)."""
+    accepted = [eid for p in phases if p.writes for eid in p.writes.accepted]
+    unique = sorted(set(accepted))
+    statuses = fetch_statuses(url, unique, bar)
+    on_chain, failed_logs = events_on_chain(w3, ledger, from_block)
     examples: list[str] = []
     lost = duplicated = mismatched = rejected = 0
     for eid in unique:
@@ -1015,6 +1036,9 @@ def main() -> None:
         )
 
         server = Server(node.url, generated.ledger, data_dir, passphrase_file)
+        # Every writer posts from 127.0.0.1 as fast as it can: this run measures the service's
+        # capacity, so the per-client write limit (100/second by default) is lifted for it.
+        server.env["MINE2CELL_WRITE_RATE_LIMIT"] = "1000000/second"
         server.start()
         stack.callback(server.stop)
         serving = time.perf_counter()
