@@ -10,6 +10,7 @@ that was accredited and then revoked (``revoked``) and a key never accredited (`
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -379,3 +380,10 @@ RULE_CASES = [
         "is not an accredited participant",
     ),
 ]
+
+
+def copy_of(chain: Chain, where: Path) -> Path:
+    """A data directory of its own holding the recorded chain (node state, keys, databases)."""
+    data_dir = where / "data"
+    shutil.copytree(chain.data_dir, data_dir)
+    return data_dir

@@ -10,7 +10,6 @@ operation more, and nothing else changed.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -37,6 +36,7 @@ from tests.badinput.support import (
     Chain,
     RuleCase,
     Snapshot,
+    copy_of,
     hex_id,
     high_s,
     lot,
@@ -53,12 +53,6 @@ pytestmark = pytest.mark.anvil
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     return record_bad_input_chain(tmp_path_factory.mktemp("badinput-http") / "template")
-
-
-def copy_of(chain: Chain, where: Path) -> Path:
-    data_dir = where / "data"
-    shutil.copytree(chain.data_dir, data_dir)
-    return data_dir
 
 
 def open_app(chain: Chain, data_dir: Path) -> TestClient:

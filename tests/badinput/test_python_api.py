@@ -11,7 +11,6 @@ rejected operation more in the outbox and nothing else.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +47,7 @@ from tests.badinput.support import (
     Chain,
     RuleCase,
     Snapshot,
+    copy_of,
     high_s,
     lot,
     new_commission,
@@ -64,12 +64,6 @@ NOWHERE = Web3.to_checksum_address("0x" + "de" * 20)
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     return record_bad_input_chain(tmp_path_factory.mktemp("badinput-python") / "template")
-
-
-def copy_of(chain: Chain, where: Path) -> Path:
-    data_dir = where / "data"
-    shutil.copytree(chain.data_dir, data_dir)
-    return data_dir
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ exactly once, counted in the ledger's own logs, and reported confirmed by GET
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
@@ -42,7 +41,7 @@ from tests.e2e.serve_support import (
     wait_ready,
 )
 from tests.faults.rpc_proxy import RpcProxy
-from tests.relay.relay_support import RECORD_EVENTS
+from tests.relay.relay_support import RECORD_EVENTS, saved_state
 
 # Settings of the served service in these tests: JSON-RPC requests that time out after 1 s (a
 # hanging node is noticed quickly), shallow batches checked again every second, and the index
@@ -102,19 +101,8 @@ class Rig:
         return chains
 
     def saved_state(self, timeout: float = 5.0) -> bytes:
-        """The node's state file once it holds every block mined so far (it is written once a
-        second)."""
-        head = self.direct().eth.block_number
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            raw = self.state_file.read_bytes() if self.state_file.exists() else b""
-            try:
-                if int(json.loads(raw)["best_block_number"]) >= head:
-                    return raw
-            except (ValueError, KeyError):
-                pass  # not written yet, or caught half-written
-            time.sleep(0.05)
-        raise AssertionError(f"the node did not save block {head} within {timeout} s")
+        """The node's state file once it holds every block mined so far."""
+        return saved_state(self.state_file, self.direct(), timeout)
 
     @property
     def outbox_path(self) -> Path:

@@ -3,11 +3,15 @@ the chain's own logs where (and how many times) each operation was recorded."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hexbytes import HexBytes
+from web3 import Web3
 
 from mine2cell.chain.ledger import LedgerClient
 from mine2cell.relay import intake
@@ -100,3 +104,19 @@ def assert_recorded_exactly_once(
         where = (receipt["blockNumber"], bytes(receipt["blockHash"]))
         named = {(s.block_number, s.block_hash) for s in statuses.values() if s.tx_hash == tx_hash}
         assert named == {where}
+
+
+def saved_state(state_file: Path, w3: Web3, timeout: float = 5.0) -> bytes:
+    """The node's state file once it holds every block mined so far (anvil writes it once a
+    second with ``--state-interval 1``)."""
+    head = w3.eth.block_number
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        raw = state_file.read_bytes() if state_file.exists() else b""
+        try:
+            if int(json.loads(raw)["best_block_number"]) >= head:
+                return raw
+        except (ValueError, KeyError):
+            pass  # not written yet, or caught half-written
+        time.sleep(0.05)
+    raise AssertionError(f"the node did not save block {head} within {timeout} s")

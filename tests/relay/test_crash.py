@@ -10,12 +10,10 @@ recover with a new relay. Every test counts the chain's own logs per event id.""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +27,13 @@ from mine2cell.chain.node import DevNode
 from mine2cell.relay.outbox import Outbox
 from mine2cell.relay.relay import STAGES, BatchPolicy, Relay, RelayLock
 from tests.conftest import Cast, build_cast
-from tests.relay.relay_support import accept, assert_recorded_exactly_once, deliveries, new_relay
+from tests.relay.relay_support import (
+    accept,
+    assert_recorded_exactly_once,
+    deliveries,
+    new_relay,
+    saved_state,
+)
 from tests.relay.relay_worker import KEY_VARIABLE, lock_path
 
 pytestmark = pytest.mark.anvil
@@ -133,18 +137,8 @@ class NodeWithState:
         self.outbox = Outbox(folder / "outbox.sqlite")
 
     def saved(self, timeout: float = 5.0) -> bytes:
-        """The state file once the node has saved every block mined so far (once a second)."""
-        head = self.cast.w3.eth.block_number
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            raw = self.state.read_bytes() if self.state.exists() else b""
-            try:
-                if int(json.loads(raw)["best_block_number"]) >= head:
-                    return raw
-            except (ValueError, KeyError):
-                pass  # not written yet, or caught half-written
-            time.sleep(0.05)
-        raise AssertionError(f"the node did not save block {head} within {timeout} s")
+        """The state file once the node has saved every block mined so far."""
+        return saved_state(self.state, self.cast.w3, timeout)
 
     def restart(self) -> LedgerClient:
         """A new node on the same port and state file, and a new client of the same ledger."""
