@@ -68,6 +68,7 @@ from web3.types import RPCEndpoint
 from mine2cell.chain.deployment import Deployment
 from mine2cell.chain.node import DevNode, free_port
 from mine2cell.codes import Feedstock
+from mine2cell.config import Settings
 from mine2cell.index.events import decode_log
 from mine2cell.relay.outbox import Outbox, State
 from mine2cell.signing.codec import to_document
@@ -179,6 +180,53 @@ def read_token(data_dir: Path) -> str | None:
     raise SystemExit(f"mine2cell token create failed: {made.stderr.strip()}")
 
 
+@dataclass(frozen=True)
+class BenchLedger:
+    """A ledger generated on the bench's node, and a data directory to serve it from."""
+
+    generated: Generated
+    w3: Web3
+    chain_id: int
+    data_dir: Path
+    passphrase_file: Path
+
+    @property
+    def passport(self) -> str:
+        assert self.generated.target_passport is not None
+        return "0x" + self.generated.target_passport.hex()
+
+    @property
+    def outbox_path(self) -> Path:
+        ledger_dir = Settings(data_dir=self.data_dir).ledger_dir(
+            self.chain_id, self.generated.ledger
+        )
+        return ledger_dir / "outbox.sqlite"
+
+    def workload(self, seed: int) -> Workload:
+        return Workload(seed, Domain(self.chain_id, self.generated.ledger))
+
+
+def generate_ledger(
+    node_url: str, folder: Path, args: argparse.Namespace, bar: Progress
+) -> BenchLedger:
+    """``args.lots`` lots generated on the node (seed ``args.seed``), with the target passport,
+    and the data directory ``mine2cell deploy`` would have left for them."""
+    generated = generate(
+        node_url,
+        lots=args.lots,
+        work_dir=folder,
+        seed=args.seed,
+        workers=args.workers,
+        progress=bar,
+    )
+    bar.console.print(generated.summary())
+    assert generated.target_passport is not None
+    w3 = Web3(Web3.HTTPProvider(node_url, request_kwargs={"timeout": 120}))
+    data_dir = folder / "data"
+    passphrase_file = prepare_data_dir(data_dir, generated, args.seed)
+    return BenchLedger(generated, w3, w3.eth.chain_id, data_dir, passphrase_file)
+
+
 class Server:
     """``mine2cell serve`` in a subprocess; its output goes to a log file."""
 
@@ -231,6 +279,18 @@ class Server:
             raise SystemExit(
                 f"mine2cell serve exited with code {self.process.returncode}:\n{self.log_tail()}"
             )
+
+    def serve(self, stack: ExitStack, progress: Progress) -> str:
+        """Start, stopped when ``stack`` closes; once ready, a line saying so."""
+        self.start()
+        stack.callback(self.stop)
+        serving = time.perf_counter()
+        ready = self.wait_ready(progress)
+        return (
+            f"mine2cell serve (pid {self.pid}) on {self.url}: ready in "
+            f"{time.perf_counter() - serving:.1f} s, indexed to block {ready['indexed_block']}, "
+            f"relaying: {ready['relaying']}"
+        )
 
     def wait_ready(self, progress: Progress) -> dict[str, Any]:
         """Poll /v1/ready until the index has caught up with the head; its last answer."""
@@ -1010,24 +1070,12 @@ def main() -> None:
         bar = stack.enter_context(new_progress())
         node = DevNode(extra_args=DEV_NODE_ARGS).start()
         stack.callback(node.stop, 60)
-        generated = generate(
-            node.url,
-            lots=args.lots,
-            work_dir=folder,
-            seed=args.seed,
-            workers=args.workers,
-            progress=bar,
-        )
-        bar.console.print(generated.summary())
-        assert generated.target_passport is not None
-        passport = "0x" + generated.target_passport.hex()
-        w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
-        chain_id = w3.eth.chain_id
-        data_dir = folder / "data"
-        passphrase_file = prepare_data_dir(data_dir, generated, args.seed)
+        bench_ledger = generate_ledger(node.url, folder, args, bar)
+        generated, passport = bench_ledger.generated, bench_ledger.passport
+        w3, data_dir = bench_ledger.w3, bench_ledger.data_dir
 
         signing = time.perf_counter()
-        workload = Workload(args.seed, Domain(chain_id, generated.ledger))
+        workload = bench_ledger.workload(args.seed)
         alone = workload.prepare(args.operations, args.writers)
         mixed = workload.prepare(args.operations, args.writers)
         bar.console.print(
@@ -1035,19 +1083,11 @@ def main() -> None:
             f"participants in {time.perf_counter() - signing:.1f} s (before the clock starts)"
         )
 
-        server = Server(node.url, generated.ledger, data_dir, passphrase_file)
+        server = Server(node.url, generated.ledger, data_dir, bench_ledger.passphrase_file)
         # Every writer posts from 127.0.0.1 as fast as it can: this run measures the service's
         # capacity, so the per-client write limit (100/second by default) is lifted for it.
         server.env["MINE2CELL_WRITE_RATE_LIMIT"] = "1000000/second"
-        server.start()
-        stack.callback(server.stop)
-        serving = time.perf_counter()
-        ready = server.wait_ready(bar)
-        bar.console.print(
-            f"mine2cell serve (pid {server.pid}) on {server.url}: ready in "
-            f"{time.perf_counter() - serving:.1f} s, indexed to block {ready['indexed_block']}, "
-            f"relaying: {ready['relaying']}"
-        )
+        bar.console.print(server.serve(stack, bar))
         token = read_token(data_dir)
         detail = {"authorization": f"Bearer {token}"} if token else {}
         targets: dict[str, Target] = {
@@ -1060,9 +1100,7 @@ def main() -> None:
             f"and kept), then {first['provenance_kept']:,.1f} ms; first /summary "
             f"{first['summary_first']:,.0f} ms"
         )
-        outbox = Outbox(
-            data_dir / "ledgers" / f"{chain_id}-{generated.ledger.lower()}" / "outbox.sqlite"
-        )
+        outbox = Outbox(bench_ledger.outbox_path)
         stack.callback(outbox.close)
         first_write_block = w3.eth.block_number + 1
         bench = Bench(server, outbox, node.pid, bar)

@@ -82,7 +82,6 @@ from web3 import Web3
 
 from mine2cell.chain.node import DevNode, free_port
 from mine2cell.relay.outbox import Outbox, State
-from mine2cell.signing.eip712 import Domain
 
 if not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -91,17 +90,16 @@ from bench.api_load import (
     Clients,
     Server,
     Target,
-    Workload,
     cpu_seconds,
     events_on_chain,
     fetch_statuses,
     first_requests,
+    generate_ledger,
     on_sigterm,
     percentile,
-    prepare_data_dir,
     read_token,
 )
-from bench.ledger_generator import DEFAULT_SEED, DEV_NODE_ARGS, generate, new_progress
+from bench.ledger_generator import DEFAULT_SEED, DEV_NODE_ARGS, new_progress
 
 OUT = Path(__file__).with_name("soak.md")
 DEFAULT_LOTS = 2_000
@@ -974,40 +972,19 @@ def main() -> None:
         ).start(NODE_START_TIMEOUT)
         stack.callback(node.stop, NODE_START_TIMEOUT)
         with new_progress() as bar:
-            generated = generate(
-                node.url,
-                lots=args.lots,
-                work_dir=folder,
-                seed=args.seed,
-                workers=args.workers,
-                progress=bar,
-            )
-            bar.console.print(generated.summary())
-            assert generated.target_passport is not None
-            passport = "0x" + generated.target_passport.hex()
-            w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
-            chain_id = w3.eth.chain_id
-            data_dir = folder / "data"
-            passphrase_file = prepare_data_dir(data_dir, generated, args.seed)
+            bench_ledger = generate_ledger(node.url, folder, args, bar)
+            generated, passport = bench_ledger.generated, bench_ledger.passport
+            w3, data_dir = bench_ledger.w3, bench_ledger.data_dir
             signing = time.perf_counter()
             operations = 3 * max(args.writers, round(args.rate * args.minutes * 60 / 3))
-            workload = Workload(args.seed, Domain(chain_id, generated.ledger))
-            prepared = workload.prepare(operations, args.writers)
+            prepared = bench_ledger.workload(args.seed).prepare(operations, args.writers)
             bar.console.print(
                 f"{prepared.operations:,} write operations signed by their participants in "
                 f"{time.perf_counter() - signing:.1f} s (before the clock starts)"
             )
-            server = Server(node.url, generated.ledger, data_dir, passphrase_file)
-            server.start()
-            stack.callback(server.stop)
-            serving = time.perf_counter()
-            ready = server.wait_ready(bar)
-        print(
-            f"mine2cell serve (pid {server.pid}) on {server.url}: ready in "
-            f"{time.perf_counter() - serving:.1f} s, indexed to block {ready['indexed_block']}, "
-            f"relaying: {ready['relaying']}; node (pid {node.pid}) on {node.url}, state in "
-            f"{node.state_file}"
-        )
+            server = Server(node.url, generated.ledger, data_dir, bench_ledger.passphrase_file)
+            serving = server.serve(stack, bar)
+        print(f"{serving}; node (pid {node.pid}) on {node.url}, state in {node.state_file}")
         token = read_token(data_dir)
         detail = {"authorization": f"Bearer {token}"} if token else {}
         first = first_requests(
@@ -1019,9 +996,7 @@ def main() -> None:
         )
         lots = upstream_lots(server.url, passport, token, HISTORY_LOTS)
         targets = reader_targets(passport, token, lots, args.readers)
-        outbox = Outbox(
-            data_dir / "ledgers" / f"{chain_id}-{generated.ledger.lower()}" / "outbox.sqlite"
-        )
+        outbox = Outbox(bench_ledger.outbox_path)
         stack.callback(outbox.close)
         first_write_block = w3.eth.block_number + 1
         print(

@@ -30,7 +30,7 @@ from mine2cell.index.store import SqliteStore
 from mine2cell.index.sync import Indexer
 from mine2cell.relay.outbox import Batch, OperationStatus, Outbox, State
 from mine2cell.relay.relay import BatchPolicy, Relay, RelayError, RelayLock
-from mine2cell.signing.eip712 import Accredit, LocalSigner, text32
+from mine2cell.signing.eip712 import Accredit, LocalSigner, SignedOperation, text32
 from mine2cell.signing.keystore import Keystore, KeystoreError
 
 # Gas money for the governor and the relayer on the embedded dev node (anvil_setBalance).
@@ -44,18 +44,24 @@ def deploy_ledger(
     governor submits that first operation itself). Returns the client and the deployment block."""
     ledger = LedgerClient.deploy(w3, Transactor(w3, governor), governor.address)
     block = w3.eth.block_number
-    ledger.submit(
-        ledger.sign(
-            Accredit,
-            governor,
-            participant=relayer.address,
-            roles=Role.RELAYER,
-            facility=text32("mine2cell relay"),
-            country=relayer_country,
-        )
-    )
+    ledger.submit(relayer_accreditation(ledger, governor, relayer.address, relayer_country))
     ledger.transactor = Transactor(w3, relayer)
     return ledger, block
+
+
+def relayer_accreditation(
+    ledger: LedgerClient, governor: LocalSigner, relayer: str, country: str = "BE"
+) -> SignedOperation:
+    """The governor's accreditation of ``relayer`` to submit batches (at deployment, or again
+    after a revocation)."""
+    return ledger.sign(
+        Accredit,
+        governor,
+        participant=relayer,
+        roles=Role.RELAYER,
+        facility=text32("mine2cell relay"),
+        country=country,
+    )
 
 
 def fund_on_dev_node(w3: Web3, address: str) -> None:

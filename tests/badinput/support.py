@@ -23,12 +23,13 @@ from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 from web3 import Web3
 
+from mine2cell.chain.ledger import LedgerClient, Transactor
 from mine2cell.codes import Role
 from mine2cell.config import Settings
 from mine2cell.ids import parse_id
 from mine2cell.materials import material
 from mine2cell.relay.outbox import Accepted, State
-from mine2cell.service import Service
+from mine2cell.service import Service, relayer_accreditation
 from mine2cell.signing.codec import to_document
 from mine2cell.signing.eip712 import (
     SECP256K1_N,
@@ -41,6 +42,7 @@ from mine2cell.signing.eip712 import (
     Operation,
     Output,
     Receive,
+    Revoke,
     Ship,
     Transform,
     sign,
@@ -387,3 +389,18 @@ def copy_of(chain: Chain, where: Path) -> Path:
     data_dir = where / "data"
     shutil.copytree(chain.data_dir, data_dir)
     return data_dir
+
+
+def revoke_relayer(chain: Chain, w3: Web3) -> ChecksumAddress:
+    """The governor revokes the service's relayer (its key stays in the data directory)."""
+    governor, relayer = chain.signer("governor"), chain.address("relayer")
+    as_governor = LedgerClient(w3, chain.ledger, Transactor(w3, governor))
+    as_governor.submit(as_governor.sign(Revoke, governor, participant=relayer))
+    return relayer
+
+
+def restore_relayer(chain: Chain, w3: Web3) -> None:
+    """The governor accredits the revoked relayer again, as at deployment."""
+    governor = chain.signer("governor")
+    as_governor = LedgerClient(w3, chain.ledger, Transactor(w3, governor))
+    as_governor.submit(relayer_accreditation(as_governor, governor, chain.address("relayer")))

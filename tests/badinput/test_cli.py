@@ -21,17 +21,18 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from mine2cell.chain.ledger import LedgerClient, Transactor
 from mine2cell.chain.node import DevNode
-from mine2cell.signing.eip712 import Domain, Revoke
+from mine2cell.signing.eip712 import Domain
 from tests.badinput.support import (
     HELD,
     RULE_CASES,
     Chain,
     Snapshot,
+    copy_of,
     high_s,
     new_commission,
     record_bad_input_chain,
+    revoke_relayer,
     take_snapshot,
 )
 from tests.e2e.cli_support import Cli, Result
@@ -204,13 +205,10 @@ def test_a_submitted_document_the_ledger_rejects_is_reported_on_stderr_and_never
 def test_an_operation_waiting_on_a_revoked_relayer_is_reported_in_one_line_and_kept(
     chain: Chain, tmp_path: Path
 ) -> None:
-    data_dir = tmp_path / "data"
-    shutil.copytree(chain.data_dir, data_dir)
+    data_dir = copy_of(chain, tmp_path)
     with DevNode(state_file=data_dir / "node" / "state.json") as own:
         w3 = Web3(Web3.HTTPProvider(own.url))
-        governor, relayer = chain.signer("governor"), chain.address("relayer")
-        as_governor = LedgerClient(w3, chain.ledger, Transactor(w3, governor))
-        as_governor.submit(as_governor.sign(Revoke, governor, participant=relayer))
+        relayer = revoke_relayer(chain, w3)
         before = take_snapshot(w3, chain, data_dir)
 
         line = Cli(data_dir)(*commission("1t"), "--rpc-url", own.url).refusal()

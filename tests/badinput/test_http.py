@@ -24,10 +24,8 @@ from web3 import Web3
 
 from mine2cell.access.tokens import TokenStore
 from mine2cell.api.app import create_app
-from mine2cell.chain.ledger import LedgerClient, Transactor
-from mine2cell.codes import Role
 from mine2cell.relay.outbox import State
-from mine2cell.signing.eip712 import Accredit, Domain, Input, Revoke, Transform, text32
+from mine2cell.signing.eip712 import Domain, Input, Transform
 from tests.api.support import problem
 from tests.badinput.support import (
     NAMES,
@@ -42,6 +40,8 @@ from tests.badinput.support import (
     lot,
     new_commission,
     record_bad_input_chain,
+    restore_relayer,
+    revoke_relayer,
     signed,
     take_snapshot,
 )
@@ -395,10 +395,7 @@ def test_operations_waiting_on_a_revoked_relayer_are_reported_refused_and_relaye
     data_dir = copy_of(chain, tmp_path)
     with open_app(chain, data_dir) as client:
         service = client.app.state.runtime.service  # type: ignore[attr-defined]
-        governor = service.signer("governor")
-        relayer = service.signer("relayer").address
-        as_governor = LedgerClient(service.w3, chain.ledger, Transactor(service.w3, governor))
-        as_governor.submit(as_governor.sign(Revoke, governor, participant=relayer))
+        relayer = revoke_relayer(chain, service.w3)
         start = service.outbox.counts()
 
         first = client.post("/v1/operations", json=new_commission(chain))
@@ -413,16 +410,7 @@ def test_operations_waiting_on_a_revoked_relayer_are_reported_refused_and_relaye
         refused = problem(client.post("/v1/operations", json=new_commission(chain)), 503)
         queued = service.outbox.counts()
 
-        as_governor.submit(
-            as_governor.sign(
-                Accredit,
-                governor,
-                participant=relayer,
-                roles=Role.RELAYER,
-                facility=text32("mine2cell relay"),
-                country="BE",
-            )
-        )
+        restore_relayer(chain, service.w3)
         restored = settled(client, first.headers["location"])
         cleared = client.get(first.headers["location"]).json()
 

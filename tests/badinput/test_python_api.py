@@ -29,12 +29,10 @@ from mine2cell.relay.relay import MAX_BATCH_OPERATIONS, BatchPolicy, RelayError
 from mine2cell.service import Service
 from mine2cell.signing.codec import from_document, operation_type, parse_fields
 from mine2cell.signing.eip712 import (
-    Accredit,
     Domain,
     Input,
     LotId,
     Output,
-    Revoke,
     text32,
 )
 from tests.badinput.support import (
@@ -52,6 +50,8 @@ from tests.badinput.support import (
     lot,
     new_commission,
     record_bad_input_chain,
+    restore_relayer,
+    revoke_relayer,
     take_snapshot,
 )
 from tests.e2e.cli_support import PASSPHRASE
@@ -417,24 +417,13 @@ def test_an_operation_waiting_on_a_revoked_relayer_is_reported_kept_and_relayed_
     chain: Chain, tmp_path: Path
 ) -> None:
     with Service(chain.settings(copy_of(chain, tmp_path)), passphrase=lambda: PASSPHRASE) as s:
-        governor, relayer = s.signer("governor"), s.signer("relayer").address
-        as_governor = LedgerClient(s.w3, chain.ledger, Transactor(s.w3, governor))
-        as_governor.submit(as_governor.sign(Revoke, governor, participant=relayer))
+        relayer = revoke_relayer(chain, s.w3)
         accepted = s.client("kolwezi").commission(new_lot(), material=CO_HYDROXIDE, quantity=5)
 
         with pytest.raises(RelayError) as caught:
             s.settle([accepted.event_id], timeout=10)
         waiting = s.outbox.status(accepted.event_id)
-        as_governor.submit(
-            as_governor.sign(
-                Accredit,
-                governor,
-                participant=relayer,
-                roles=Role.RELAYER,
-                facility=text32("mine2cell relay"),
-                country="BE",
-            )
-        )
+        restore_relayer(chain, s.w3)
         settled = s.settle([accepted.event_id])[accepted.event_id]
 
     message = str(caught.value)
